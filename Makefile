@@ -31,6 +31,7 @@ lint: setup
 format: setup
 	prettier --write .
 
+# Progress on stderr (shown); the bin dir on stdout (hidden). A no-op when the cache is warm.
 cluster-bins:
 	@bash test/cluster/build-bins.sh >/dev/null
 

@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
 # Builds the Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubectl) from the Go module proxy, plus helm and llm-d-inference-sim,
-# into a per-version cache outside the work tree. A warm cache makes this a no-op.
+# kube-scheduler, kubectl) from the Go module proxy, plus helm, into a per-version cache outside
+# the work tree. A warm cache makes this a no-op. Progress goes to stderr; the last thing on
+# stdout is the bin dir. `--print-bin-dir` prints the bin dir without building anything.
+# (llm-d-inference-sim is not built: the module proxy answers 403 for it.)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 K8S_VERSION="1.36.3"
 ETCD_VERSION="$(sed -n 's#^\s*go.etcd.io/etcd/server/v3 \(v[0-9.]*\).*#\1#p' "$here/k8s-bins/go.mod" | head -1)"
 HELM_VERSION="v3.22.0"
-SIM_VERSION="v0.10.2"
 cache_root="${DISAGG_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/disagg-operator}"
 bin="$cache_root/k8s-v${K8S_VERSION}-etcd-${ETCD_VERSION}-helm-${HELM_VERSION}/bin"
+if [ "${1:-}" = "--print-bin-dir" ]; then echo "$bin"; exit 0; fi
 mkdir -p "$bin"
-export CGO_ENABLED=0 GOFLAGS=-mod=mod
+# -mod=readonly: a stale go.sum fails the build instead of being rewritten behind our back
+export CGO_ENABLED=0 GOFLAGS=-mod=readonly
 start=$(date +%s)
-step() { printf '[cluster-bins %4ss] %s\n' "$(( $(date +%s) - start ))" "$*"; }
+step() { printf '[cluster-bins %4ss] %s\n' "$(( $(date +%s) - start ))" "$*" >&2; }
 want() { [ -x "$bin/$1" ] || return 0; return 1; }
 
 minor="${K8S_VERSION#1.}"; minor="${minor%%.*}"
@@ -37,12 +40,8 @@ fi
 cd "$here"
 if want helm; then
   step "building helm $HELM_VERSION"
-  GOBIN="$bin" go install -ldflags "-s -w" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
-fi
-if want llm-d-inference-sim; then
-  step "building llm-d-inference-sim $SIM_VERSION"
-  GOBIN="$bin" go install -ldflags "-s -w" "github.com/llm-d/llm-d-inference-sim/cmd/llm-d-inference-sim@$SIM_VERSION" \
-    || step "WARNING: llm-d-inference-sim did not build; its interop test will be skipped"
+  GOBIN="$bin" go install -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
+    "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
 fi
 step "ready in $bin"
 echo "$bin"
