@@ -1,0 +1,135 @@
+// Parses and validates OpenAI completion/chat bodies the way vLLM does (status codes and limits). Pure.
+import type { ApiKind } from './openai-format.js';
+import { applyChatTemplate, isTokenIdList, tokenizeText, type ChatMessage } from './tokenizer.js';
+
+export interface ParsedRequest {
+  kind: ApiKind;
+  model: string;
+  promptTokens: number[];
+  /** The prompt arrived as token ids (the shape of an LMCache decode leg). */
+  promptIsTokenIds: boolean;
+  maxTokens: number;
+  maxTokensGiven: boolean;
+  stream: boolean;
+  includeUsage: boolean;
+  kvTransferParams: unknown;
+}
+
+export class RequestError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+interface Limits {
+  servedModel: string;
+  maxModelLen: number;
+  defaultMaxTokens: number;
+}
+
+type Body = Record<string, unknown>;
+
+function optionalInt(body: Body, key: string): number | null {
+  const v = body[key];
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'number' || !Number.isInteger(v)) throw new RequestError(400, `${key} must be an integer`);
+  return v;
+}
+
+function completionPrompt(prompt: unknown): { tokens: number[]; isIds: boolean } {
+  let p = prompt;
+  // A batch of one is the single prompt; the simulator serves one prompt per request.
+  if (Array.isArray(p) && p.length === 1 && (typeof p[0] === 'string' || Array.isArray(p[0]))) p = p[0];
+  if (typeof p === 'string') {
+    if (p.length === 0) throw new RequestError(400, 'prompt cannot be empty');
+    return { tokens: tokenizeText(p), isIds: false };
+  }
+  if (isTokenIdList(p)) return { tokens: [...p], isIds: true };
+  if (Array.isArray(p) && p.length > 1)
+    throw new RequestError(400, 'the simulator serves one prompt per request');
+  throw new RequestError(400, 'prompt must be a string, a list of token ids, or a list with one of those');
+}
+
+export function parseRequest(kind: ApiKind, body: unknown, limits: Limits): ParsedRequest {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new RequestError(400, 'request body must be a JSON object');
+  }
+  const b = body as Body;
+  if (b.model !== undefined && b.model !== null && b.model !== limits.servedModel) {
+    throw new RequestError(404, `The model \`${String(b.model)}\` does not exist.`);
+  }
+
+  let promptTokens: number[];
+  let promptIsTokenIds = false;
+  if (kind === 'completion') {
+    if (b.prompt === undefined || b.prompt === null) throw new RequestError(400, 'prompt is required');
+    const p = completionPrompt(b.prompt);
+    promptTokens = p.tokens;
+    promptIsTokenIds = p.isIds;
+  } else {
+    const msgs = b.messages;
+    if (!Array.isArray(msgs) || msgs.length === 0)
+      throw new RequestError(400, 'messages must be a non-empty list');
+    for (const m of msgs) {
+      if (typeof m !== 'object' || m === null || typeof (m as Body).role !== 'string') {
+        throw new RequestError(400, 'each message needs a role');
+      }
+    }
+    promptTokens = applyChatTemplate(msgs as ChatMessage[], b.add_generation_prompt !== false);
+  }
+
+  const n = optionalInt(b, 'n');
+  if (n !== null && n !== 1) throw new RequestError(400, 'the simulator supports n=1 only');
+
+  // Chat prefers max_completion_tokens (max_tokens is its deprecated alias).
+  const maxGiven =
+    kind === 'chat'
+      ? (optionalInt(b, 'max_completion_tokens') ?? optionalInt(b, 'max_tokens'))
+      : optionalInt(b, 'max_tokens');
+  if (maxGiven !== null && maxGiven < 1)
+    throw new RequestError(400, `max_tokens must be at least 1, got ${maxGiven}.`);
+  const minTokens = optionalInt(b, 'min_tokens') ?? 0;
+  if (minTokens < 0)
+    throw new RequestError(400, `min_tokens must be greater than or equal to 0, got ${minTokens}.`);
+  if (maxGiven !== null && minTokens > maxGiven) {
+    throw new RequestError(
+      400,
+      `min_tokens must be less than or equal to max_tokens=${maxGiven}, got ${minTokens}.`,
+    );
+  }
+
+  const room = limits.maxModelLen - promptTokens.length;
+  if (room < 1 || (maxGiven !== null && maxGiven > room)) {
+    const asked = maxGiven ?? 1;
+    throw new RequestError(
+      400,
+      `This model's maximum context length is ${limits.maxModelLen} tokens. However, you requested ` +
+        `${promptTokens.length + asked} tokens (${promptTokens.length} in the messages, ${asked} in the completion).`,
+    );
+  }
+
+  if (b.stream !== undefined && b.stream !== null && typeof b.stream !== 'boolean') {
+    throw new RequestError(400, 'stream must be a boolean');
+  }
+  const stream = b.stream === true;
+  const so = b.stream_options;
+  if (so !== undefined && so !== null && !stream) {
+    throw new RequestError(400, 'Stream options can only be defined when `stream=True`.');
+  }
+  const includeUsage = typeof so === 'object' && so !== null && (so as Body).include_usage === true;
+
+  return {
+    kind,
+    model: limits.servedModel,
+    promptTokens,
+    promptIsTokenIds,
+    maxTokens: maxGiven ?? Math.min(limits.defaultMaxTokens, room),
+    maxTokensGiven: maxGiven !== null,
+    stream,
+    includeUsage,
+    kvTransferParams: b.kv_transfer_params,
+  };
+}
