@@ -156,7 +156,8 @@ export function createApp(engine: SimEngine): express.Express {
         engine.metrics.faultsInjected.inc({ kind: 'drop' });
         entry.error = 'injected drop';
         cut = true;
-        res.socket?.destroy();
+        // Flush what was sent, then end the socket mid-body (no terminating chunk, no [DONE]).
+        res.socket?.destroySoon();
         abort.abort();
         return false;
       }

@@ -116,7 +116,9 @@ export function parseRequest(kind: ApiKind, body: unknown, limits: Limits): Pars
   }
   const stream = b.stream === true;
   const so = b.stream_options;
-  if (so !== undefined && so !== null && !stream) {
+  // vLLM checks truthiness (Python): an empty stream_options object is tolerated without stream.
+  const soGiven = typeof so === 'object' && so !== null ? Object.keys(so).length > 0 : Boolean(so);
+  if (soGiven && !stream) {
     throw new RequestError(400, 'Stream options can only be defined when `stream=True`.');
   }
   const includeUsage = typeof so === 'object' && so !== null && (so as Body).include_usage === true;
