@@ -1,0 +1,67 @@
+// Header hygiene between client and engines: hop-by-hop headers never cross the router.
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'trailers',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+/** Headers the router always sets itself on an upstream request. */
+const REWRITTEN = new Set(['host', 'content-length', 'content-type', 'x-request-id', 'expect']);
+
+function connectionListed(headers: IncomingHttpHeaders): Set<string> {
+  const v = headers['connection'];
+  const list = Array.isArray(v) ? v.join(',') : (v ?? '');
+  return new Set(
+    list
+      .split(',')
+      .map((s) => s.trim().toLowerCase())
+      .filter(Boolean),
+  );
+}
+
+/**
+ * Client headers to send on an upstream leg. `rewrittenBody` legs also drop content-encoding
+ * and accept-encoding: their body is new JSON and the router must be able to read the reply.
+ */
+export function upstreamHeaders(
+  client: IncomingHttpHeaders,
+  requestId: string,
+  opts: { rewrittenBody: boolean },
+): Record<string, string> {
+  const listed = connectionListed(client);
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(client)) {
+    if (value === undefined || HOP_BY_HOP.has(name) || REWRITTEN.has(name) || listed.has(name)) continue;
+    // The router decompressed the body when it parsed it (express.raw inflates).
+    if (name === 'content-encoding') continue;
+    if (opts.rewrittenBody && name === 'accept-encoding') continue;
+    out[name] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  out['content-type'] = 'application/json';
+  out['x-request-id'] = requestId;
+  return out;
+}
+
+/** Upstream response headers to pass to the client (hop-by-hop and framing removed). */
+export function downstreamHeaders(
+  upstream: Record<string, string | string[] | undefined>,
+  opts: { keepContentLength: boolean },
+): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(upstream)) {
+    if (value === undefined || HOP_BY_HOP.has(name)) continue;
+    if (name === 'content-length' && !opts.keepContentLength) continue;
+    if (name === 'x-request-id' || name === 'date') continue;
+    out[name] = value;
+  }
+  return out;
+}
