@@ -2,7 +2,7 @@
 // and anything a wrong router could send (bogus, reused, expired, unreachable params) fails the request.
 import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
 import { startEngine, stopAll, type RunningEngine } from '../sim/harness.js';
-import { metricValue, postJson, waitFor } from '../sim/http-client.js';
+import { metricValue, postJson, postSse, waitFor } from '../sim/http-client.js';
 
 jest.setTimeout(120_000);
 
@@ -163,6 +163,49 @@ describe('NIXL decode leg', () => {
     const log = await decoder.requests();
     expect(log.find((e) => e.id === 'incomplete')).toMatchObject({ leg: 'decode', kvSource: 'local' });
     expect(metricValue(await decoder.metrics(), 'sim_nixl_invalid_params_total')).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe('NIXL chat', () => {
+  test('a chat prefill leg returns params and a streaming chat decode leg pulls them', async () => {
+    const messages = [{ role: 'user', content: 'Tell me about KV caches in detail' }];
+    const p = await postJson<Completion>(
+      `${prefiller.url}/v1/chat/completions`,
+      { model: 'm', messages, max_tokens: 1, stream: false, kv_transfer_params: NIXL_PREFILL_PARAMS },
+      { 'x-request-id': 'chat-1' },
+    );
+    expect(p.status).toBe(200);
+    expect(p.body.kv_transfer_params?.do_remote_prefill).toBe(true);
+    const d = await postSse(
+      `${decoder.url}/v1/chat/completions`,
+      { model: 'm', messages, max_tokens: 4, stream: true, kv_transfer_params: p.body.kv_transfer_params },
+      { 'x-request-id': 'chat-1' },
+    );
+    expect(d.status).toBe(200);
+    expect(d.events[d.events.length - 1]).toBe('[DONE]');
+    expect((await decoder.requests()).find((e) => e.id === 'chat-1')).toMatchObject({
+      path: '/v1/chat/completions',
+      kvSource: 'nixl',
+      stream: true,
+    });
+  });
+
+  test('a streaming decode whose pull fails answers 500 JSON before any SSE byte', async () => {
+    const d = await postSse(`${decoder.url}/v1/completions`, {
+      prompt: PROMPT,
+      max_tokens: 4,
+      stream: true,
+      kv_transfer_params: {
+        do_remote_prefill: true,
+        remote_engine_id: 'x',
+        remote_request_id: 'y',
+        remote_block_ids: [1],
+        remote_host: '127.0.0.1',
+        remote_port: prefiller.nixlSideChannelPort,
+      },
+    });
+    expect(d.status).toBe(500);
+    expect(d.contentType).toMatch(/application\/json/);
   });
 });
 

@@ -2,7 +2,7 @@
 // deterministic tokenization shared by all engines, /metrics under vLLM's names, and a request log.
 import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
 import { startEngine, stopAll, type RunningEngine } from '../sim/harness.js';
-import { metricValue, postJson, postSse } from '../sim/http-client.js';
+import { metricValue, postJson, postSse, waitFor } from '../sim/http-client.js';
 
 jest.setTimeout(120_000);
 
@@ -214,6 +214,29 @@ describe('tokenize, models, health', () => {
     try {
       expect((await fetch(`${slow.url}/health`)).status).toBe(503);
       expect((await postJson(`${slow.url}/v1/completions`, { prompt: 'x' })).status).toBe(503);
+    } finally {
+      await slow.stop();
+    }
+  });
+});
+
+describe('client abort', () => {
+  test('a client that goes away mid-generation is logged as 499 and frees its sequence slot', async () => {
+    const slow = await startEngine({ itlMs: 50 });
+    try {
+      const ac = new AbortController();
+      const pending = fetch(`${slow.url}/v1/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-request-id': 'abort-1' },
+        body: JSON.stringify({ prompt: 'long one', max_tokens: 200 }),
+        signal: ac.signal,
+      });
+      await waitFor(async () => metricValue(await slow.metrics(), 'vllm:num_requests_running') === 1);
+      ac.abort();
+      await expect(pending).rejects.toThrow();
+      await waitFor(async () => (await slow.requests()).find((r) => r.id === 'abort-1')?.status === 499);
+      expect(metricValue(await slow.metrics(), 'vllm:num_requests_running')).toBe(0);
+      expect(metricValue(await slow.metrics(), 'vllm:generation_tokens_total')).toBeLessThan(200);
     } finally {
       await slow.stop();
     }

@@ -104,7 +104,35 @@ export const FLAGS: Record<string, FlagSpec> = {
   hang: { env: 'SIM_HANG', help: 'never answer completion requests (false)' },
   'drop-after-chunks': { env: 'SIM_DROP_AFTER_CHUNKS', help: 'cut the connection after N chunks' },
   'stall-after-chunks': { env: 'SIM_STALL_AFTER_CHUNKS', help: 'stop sending after N chunks' },
+  // vLLM's own spellings, so a pod template written for `vllm serve` also runs the simulator.
+  'served-model-name': { help: 'vLLM alias of --model' },
+  'tensor-parallel-size': { help: 'vLLM alias of --tp-size' },
+  'kv-transfer-config': {
+    help: 'vLLM JSON: kv_connector NixlConnector|LMCacheConnectorV1 sets --connector; kv_role kv_producer|kv_consumer sets --role',
+  },
 };
+
+const ALIASES: Record<string, string> = { 'served-model-name': 'model', 'tensor-parallel-size': 'tp-size' };
+
+/** --kv-transfer-config as vLLM takes it: which connector, and (LMCache) which side this engine is. */
+function fromKvTransferConfig(json: string): { connector?: string; role?: string } {
+  let c: { kv_connector?: unknown; kv_role?: unknown };
+  try {
+    c = JSON.parse(json) as typeof c;
+  } catch {
+    throw new ConfigError('--kv-transfer-config must be JSON');
+  }
+  const connector =
+    c.kv_connector === 'NixlConnector'
+      ? 'nixl'
+      : c.kv_connector === 'LMCacheConnectorV1'
+        ? 'lmcache'
+        : undefined;
+  if (c.kv_connector !== undefined && !connector)
+    throw new ConfigError(`unsupported kv_connector ${String(c.kv_connector)}`);
+  const role = c.kv_role === 'kv_producer' ? 'prefill' : c.kv_role === 'kv_consumer' ? 'decode' : undefined;
+  return { connector, role };
+}
 
 export class ConfigError extends Error {}
 
@@ -120,8 +148,9 @@ function parseArgv(argv: string[]): Map<string, string> {
     const eq = arg.indexOf('=');
     const name = eq >= 0 ? arg.slice(2, eq) : arg.slice(2);
     if (!(name in FLAGS)) throw new ConfigError(`unknown flag --${name}`);
+    const key = ALIASES[name] ?? name;
     if (eq >= 0) {
-      out.set(name, arg.slice(eq + 1));
+      out.set(key, arg.slice(eq + 1));
     } else if (name === 'hang' || name === 'exit-with-parent') {
       // Boolean flags take an optional value.
       const next = argv[i + 1];
@@ -132,7 +161,7 @@ function parseArgv(argv: string[]): Map<string, string> {
     } else {
       const next = argv[i + 1];
       if (next === undefined) throw new ConfigError(`flag --${name} needs a value`);
-      out.set(name, next);
+      out.set(key, next);
       i++;
     }
   }
@@ -185,9 +214,11 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     });
   };
 
-  const role = str('role', 'both');
+  const kvc = raw('kv-transfer-config');
+  const fromVllm = kvc === undefined ? {} : fromKvTransferConfig(kvc);
+  const role = raw('role') ?? fromVllm.role ?? 'both';
   if (role !== 'prefill' && role !== 'decode' && role !== 'both') throw new ConfigError(`bad --role ${role}`);
-  const connector = str('connector', 'none');
+  const connector = raw('connector') ?? fromVllm.connector ?? 'none';
   if (connector !== 'nixl' && connector !== 'lmcache' && connector !== 'none') {
     throw new ConfigError(`bad --connector ${connector}`);
   }

@@ -18,6 +18,12 @@ async function main(): Promise<void> {
     return;
   }
   const sim = await startSimServer(cfg);
+  // A stray socket error must not take down an engine that other processes' tests depend on.
+  process.on('uncaughtException', (e) => {
+    process.stderr.write(
+      JSON.stringify({ level: 'error', message: 'uncaught exception', error: e.stack }) + '\n',
+    );
+  });
   process.stdout.write(JSON.stringify(sim.info) + '\n');
   let stopping = false;
   const stop = (): void => {
