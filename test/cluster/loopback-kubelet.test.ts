@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals
 import { AppsV1Api, CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { existsSync } from 'node:fs';
 import { startControlPlane, type Cluster } from './control-plane.js';
-import { TINY_ENGINE } from './loopback-kubelet.js';
+import { ENGINE_ANNOTATION } from './loopback-kubelet.js';
 import { isAlive } from './processes.js';
 import { waitFor } from './wait.js';
 
@@ -56,7 +56,7 @@ describe('loopback kubelet, full tier', () => {
     cluster = await startControlPlane({
       tier: 'full',
       nodes: 2,
-      kubelet: { engine: TINY_ENGINE, restartBackoffMs: 500 },
+      kubelet: { restartBackoffMs: 500 }, // default engine: the simulator; "tiny" pods pick the fixture
     });
     core = cluster.kubeConfig.makeApiClient(CoreV1Api);
     apps = cluster.kubeConfig.makeApiClient(AppsV1Api);
@@ -69,7 +69,10 @@ describe('loopback kubelet, full tier', () => {
           replicas: 3,
           selector: { matchLabels: { app: 'tiny' } },
           template: {
-            metadata: { labels: { app: 'tiny' }, annotations: { 'disagg.dev/http-port': String(HTTP_PORT) } },
+            metadata: {
+              labels: { app: 'tiny' },
+              annotations: { 'disagg.dev/http-port': String(HTTP_PORT), [ENGINE_ANNOTATION]: 'tiny' },
+            },
             spec: {
               terminationGracePeriodSeconds: 5,
               containers: [
@@ -210,6 +213,53 @@ describe('loopback kubelet, full tier', () => {
     }
     expect(before.length).toBe(3);
     expect(await answers(`http://${survivor.status?.podIP}:${HTTP_PORT}/health`)).toBe(true);
+  });
+
+  test('pods without an engine annotation run the engine simulator, which serves the model', async () => {
+    await apps.createNamespacedDeployment({
+      namespace: NS,
+      body: {
+        metadata: { name: 'sim' },
+        spec: {
+          replicas: 2,
+          selector: { matchLabels: { app: 'sim' } },
+          template: {
+            metadata: { labels: { app: 'sim', 'disagg.dev/role': 'decode' } },
+            spec: {
+              containers: [
+                {
+                  name: 'vllm',
+                  image: 'vllm/vllm-openai:latest',
+                  args: ['--model', 'harness-model', '--role', 'decode'],
+                  ports: [{ name: 'http', containerPort: 8000 }],
+                },
+              ],
+            },
+          },
+        },
+      },
+    });
+    const simPods = await waitFor(
+      '2 Ready simulator pods',
+      async () => {
+        const list = (await core.listNamespacedPod({ namespace: NS, labelSelector: 'app=sim' })).items;
+        return list.length === 2 && list.every(isReady) ? list : undefined;
+      },
+      WAIT,
+    );
+    for (const p of simPods) {
+      const base = `http://${p.status?.podIP}:8000`;
+      const models = JSON.parse((await get(`${base}/v1/models`)).body) as { data: { id: string }[] };
+      expect(models.data.map((m) => m.id)).toContain('harness-model');
+      const res = await fetch(`${base}/v1/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'harness-model', prompt: 'hello', max_tokens: 3 }),
+        signal: AbortSignal.timeout(10_000),
+      });
+      expect(res.status).toBe(200);
+      expect(((await res.json()) as { choices: unknown[] }).choices.length).toBe(1);
+    }
   });
 
   test('stop() ends the control plane and every engine and removes the work dir', async () => {

@@ -40,6 +40,10 @@ export const TINY_ENGINE: EngineCommand = {
   cwd: REPO_ROOT,
 };
 
+/** Engines a pod can pick with the annotation disagg.dev/loopback-engine (default: the kubelet's). */
+export const NAMED_ENGINES: Record<string, EngineCommand> = { sim: SIMULATOR_ENGINE, tiny: TINY_ENGINE };
+export const ENGINE_ANNOTATION = 'disagg.dev/loopback-engine';
+
 export interface LoopbackKubeletOptions {
   kubeConfig: KubeConfig;
   registry: ProcessRegistry;
@@ -49,6 +53,7 @@ export interface LoopbackKubeletOptions {
   /** Node names are <prefix><index>. Default "loopback-". */
   nodeNamePrefix?: string;
   capacity?: Record<string, string>;
+  /** Default engine for pods without the disagg.dev/loopback-engine annotation. Default: the simulator. */
   engine?: EngineCommand;
   /** GET path that makes a pod Ready once it answers 2xx. Default /health. */
   healthPath?: string;
@@ -371,7 +376,8 @@ export class LoopbackKubelet {
     if (launch.unresolvedEnv.length > 0) {
       this.log(`${rt.namespace}/${rt.name}: env not resolvable here: ${launch.unresolvedEnv.join(', ')}`);
     }
-    const { command, args, cwd } = this.o.engine;
+    const picked = rt.pod.metadata?.annotations?.[ENGINE_ANNOTATION];
+    const { command, args, cwd } = (picked && NAMED_ENGINES[picked]) || this.o.engine;
     const engine = this.o.registry.spawn(`engine ${rt.namespace}/${rt.name}`, command, {
       args: [...args, ...launch.args],
       // a container does not inherit the host's environment; PATH/HOME keep tools working
