@@ -15,7 +15,7 @@ export function setCondition(
   now: Date,
 ): Condition {
   const old = previous?.find((c) => c.type === next.type);
-  const lastTransitionTime = old && old.status === next.status ? old.lastTransitionTime : now.toISOString();
+  const lastTransitionTime = old && old.status === next.status ? old.lastTransitionTime : metaTime(now);
   const c: Condition = { ...next, lastTransitionTime };
   if (generation !== undefined) c.observedGeneration = generation;
   return c;
@@ -23,4 +23,9 @@ export function setCondition(
 
 export function findCondition(conds: readonly Condition[] | undefined, type: string): Condition | undefined {
   return conds?.find((c) => c.type === type);
+}
+
+/** metav1.Time: RFC 3339 in whole seconds. */
+export function metaTime(t: Date): string {
+  return t.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }

@@ -1,0 +1,111 @@
+// A client-node informer that never stays down. client-node 2.x re-lists on 410 and reconnects
+// after its own inactivity timeout, but on any other error (API server restarting, connection
+// refused, 403/500) it emits `error` and stops; this wrapper restarts it with backoff and reports
+// every lifecycle step so the metrics show a flapping watch.
+import {
+  makeInformer,
+  type Informer,
+  type KubeConfig,
+  type KubernetesObject,
+  type ObjectCache,
+} from '@kubernetes/client-node';
+import type { KubeApi } from './kube-client.js';
+
+export type InformerLifecycleEvent = 'list' | 'connect' | 'error' | 'restart';
+
+export interface ResilientInformerOptions {
+  /** Names the informer in logs and metrics, e.g. `pods`. */
+  resource: string;
+  /** Collection path, e.g. /api/v1/pods or /apis/apps/v1/namespaces/ns/deployments. */
+  path: string;
+  labelSelector?: string;
+  /** First restart delay after an error; doubles per consecutive failure. */
+  restartBaseMs?: number;
+  /** Longest delay between restarts. */
+  restartMaxMs?: number;
+  onLifecycle?: (event: InformerLifecycleEvent, err?: unknown) => void;
+}
+
+export interface ObjectHandlers<T> {
+  onAdd?: (obj: T) => void;
+  onUpdate?: (obj: T) => void;
+  onDelete?: (obj: T) => void;
+}
+
+export class ResilientInformer<T extends KubernetesObject> {
+  private readonly informer: Informer<T> & ObjectCache<T>;
+  private failures = 0;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private stopped = true;
+  private synced = false;
+  readonly resource: string;
+
+  constructor(
+    kc: KubeConfig,
+    api: KubeApi,
+    private readonly opts: ResilientInformerOptions,
+  ) {
+    this.resource = opts.resource;
+    const listFn = async () => {
+      const query = opts.labelSelector ? { labelSelector: opts.labelSelector } : undefined;
+      const list = await api.list<T>(opts.path, query);
+      this.synced = true;
+      this.failures = 0;
+      this.opts.onLifecycle?.('list');
+      return { apiVersion: 'v1', kind: 'List', items: list.items, metadata: list.metadata ?? {} };
+    };
+    this.informer = makeInformer<T>(kc, opts.path, listFn, opts.labelSelector);
+    this.informer.on('connect', () => this.opts.onLifecycle?.('connect'));
+    // Any delivered event proves the watch works again.
+    const healthy = () => (this.failures = 0);
+    this.informer.on('add', healthy);
+    this.informer.on('update', healthy);
+    this.informer.on('delete', healthy);
+    this.informer.on('error', (err?: unknown) => this.onError(err));
+  }
+
+  on(handlers: ObjectHandlers<T>): void {
+    if (handlers.onAdd) this.informer.on('add', handlers.onAdd);
+    if (handlers.onUpdate) this.informer.on('update', handlers.onUpdate);
+    if (handlers.onDelete) this.informer.on('delete', handlers.onDelete);
+  }
+
+  async start(): Promise<void> {
+    this.stopped = false;
+    await this.informer.start().catch((err: unknown) => this.onError(err));
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    await this.informer.stop();
+  }
+
+  /** True once the first list succeeded (the cache holds a full view). */
+  hasSynced(): boolean {
+    return this.synced;
+  }
+
+  list(namespace?: string): T[] {
+    return [...this.informer.list(namespace)];
+  }
+
+  get(name: string, namespace?: string): T | undefined {
+    return this.informer.get(name, namespace);
+  }
+
+  private onError(err: unknown): void {
+    this.opts.onLifecycle?.('error', err);
+    if (this.stopped || this.restartTimer) return;
+    const base = this.opts.restartBaseMs ?? 500;
+    const max = this.opts.restartMaxMs ?? 30_000;
+    const delay = Math.min(max, base * 2 ** Math.min(this.failures, 16));
+    this.failures++;
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = undefined;
+      if (this.stopped) return;
+      this.opts.onLifecycle?.('restart');
+      void this.informer.start().catch((e: unknown) => this.onError(e));
+    }, delay);
+  }
+}

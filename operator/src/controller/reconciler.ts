@@ -1,0 +1,163 @@
+// One reconcile of one DisaggCluster: gather (from the informer caches) -> plan (pure) -> feed
+// this replica's router -> apply (leader only: server-side apply, pod annotations, status patch
+// only when it changed, events). Level-triggered: it reads the whole current state every time.
+import { LABEL_CLUSTER } from '../api/labels.js';
+import { PLURAL, GROUP, VERSION, type Deployment, type DisaggCluster, type Pod } from '../api/types.js';
+import { canonicalJson } from '../plan/canonical.js';
+import { plan, type Plan } from '../plan/planner.js';
+import { errorMessage, type Logger } from '../observability/logger.js';
+import type { OperatorMetrics } from '../observability/metrics.js';
+import type { EventRecorder } from './event-recorder.js';
+import { isNotFound, type KubeApi } from './kube-client.js';
+import type { RouterConfigPusher } from './router-pusher.js';
+
+export const FIELD_MANAGER = 'disagg-operator';
+
+export interface ObjectStore<T> {
+  list(namespace?: string): T[];
+  get(name: string, namespace?: string): T | undefined;
+}
+
+export interface ReconcilerDeps {
+  api: KubeApi;
+  clusters: ObjectStore<DisaggCluster>;
+  pods: ObjectStore<Pod>;
+  deployments: ObjectStore<Deployment>;
+  pusher: Pick<RouterConfigPusher, 'setEntry' | 'removeEntry' | 'stateOf'>;
+  recorder: Pick<EventRecorder, 'record'>;
+  isLeader: () => boolean;
+  now: () => Date;
+  log: Logger;
+  metrics?: OperatorMetrics;
+}
+
+export interface ReconcileResult {
+  requeueAfterMs?: number;
+}
+
+const deploymentPath = (ns: string, name: string) => `/apis/apps/v1/namespaces/${ns}/deployments/${name}`;
+const statusPath = (ns: string, name: string) =>
+  `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${PLURAL}/${name}/status`;
+
+export class Reconciler {
+  /** Last apply error per cluster, reported in status until an apply succeeds. */
+  private readonly applyErrors = new Map<string, string>();
+  /** What we last applied per Deployment and the generation it produced, to skip no-op applies. */
+  private readonly applied = new Map<string, { desiredKey: string; generation: number | undefined }>();
+
+  constructor(private readonly deps: ReconcilerDeps) {}
+
+  async reconcile(key: string): Promise<ReconcileResult> {
+    const { deps } = this;
+    const [ns, name] = splitKey(key);
+    const cluster = deps.clusters.get(name, ns);
+    if (!cluster || cluster.metadata.deletionTimestamp) {
+      // Children go by owner-reference garbage collection; the router forgets the cluster now.
+      deps.pusher.removeEntry(key);
+      this.applyErrors.delete(key);
+      for (const role of ['prefill', 'decode']) deps.metrics?.routableEndpoints.remove(ns, name, role);
+      return {};
+    }
+    const pods = deps.pods.list(ns).filter((p) => p.metadata.labels?.[LABEL_CLUSTER] === name);
+    const deployments = deps.deployments
+      .list(ns)
+      .filter((d) => d.metadata.ownerReferences?.some((o) => o.uid === cluster.metadata.uid));
+    const input = {
+      cluster,
+      pods,
+      deployments,
+      router: deps.pusher.stateOf(key),
+      applyError: this.applyErrors.get(key),
+      now: deps.now(),
+    };
+    const p = plan(input);
+    deps.pusher.setEntry(key, p.routerEntry, cluster.metadata.creationTimestamp ?? '');
+    deps.metrics?.routableEndpoints.set(
+      { namespace: ns, cluster: name, role: 'prefill' },
+      p.routerEntry.prefill.endpoints.length,
+    );
+    deps.metrics?.routableEndpoints.set(
+      { namespace: ns, cluster: name, role: 'decode' },
+      p.routerEntry.decode.endpoints.length,
+    );
+    if (!deps.isLeader()) return { requeueAfterMs: p.requeueAfterMs };
+
+    let applyError: unknown;
+    try {
+      await this.apply(cluster, p);
+      this.applyErrors.delete(key);
+    } catch (err) {
+      applyError = err;
+      this.applyErrors.set(key, errorMessage(err));
+    }
+    // Status reflects this attempt's outcome (an apply failure shows as Degraded ApplyFailed).
+    const final =
+      applyError !== undefined || input.applyError !== undefined
+        ? plan({ ...input, applyError: this.applyErrors.get(key) })
+        : p;
+    await this.patchStatus(cluster, final);
+    for (const e of final.events) await deps.recorder.record(cluster, e);
+    if (applyError !== undefined) throw applyError;
+    return { requeueAfterMs: p.requeueAfterMs };
+  }
+
+  private async apply(cluster: DisaggCluster, p: Plan): Promise<void> {
+    const { api, log } = this.deps;
+    const ns = cluster.metadata.namespace!;
+    for (const patch of p.podPatches) {
+      try {
+        await api.mergePatch(
+          `/api/v1/namespaces/${ns}/pods/${patch.name}`,
+          { metadata: { annotations: patch.annotations } },
+          FIELD_MANAGER,
+        );
+        log.info('Annotated pod', { namespace: ns, pod: patch.name, annotations: patch.annotations });
+      } catch (err) {
+        if (!isNotFound(err)) throw err; // a pod deleted meanwhile needs nothing
+      }
+    }
+    for (const d of p.deployments) {
+      const path = deploymentPath(ns, d.metadata.name!);
+      const desiredKey = canonicalJson(d);
+      const cached = this.deps.deployments.get(d.metadata.name!, ns);
+      const last = this.applied.get(path);
+      if (cached && last && last.desiredKey === desiredKey && last.generation === cached.metadata.generation)
+        continue;
+      const result = await api.apply<Deployment>(path, d, FIELD_MANAGER);
+      this.applied.set(path, { desiredKey, generation: result?.metadata?.generation });
+      if (!cached || cached.spec.replicas !== d.spec.replicas) {
+        log.info(cached ? 'Scaled Deployment' : 'Applied Deployment', {
+          namespace: ns,
+          deployment: d.metadata.name,
+          replicas: d.spec.replicas,
+        });
+      }
+    }
+    for (const name of p.deleteDeployments) {
+      try {
+        await api.delete(deploymentPath(ns, name), { propagationPolicy: 'Background' });
+        log.info('Deleted Deployment', { namespace: ns, deployment: name });
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+    }
+  }
+
+  private async patchStatus(cluster: DisaggCluster, p: Plan): Promise<void> {
+    if (canonicalJson(p.status) === canonicalJson(cluster.status ?? {})) return;
+    try {
+      await this.deps.api.mergePatch(
+        statusPath(cluster.metadata.namespace!, cluster.metadata.name!),
+        { status: p.status },
+        FIELD_MANAGER,
+      );
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+}
+
+export function splitKey(key: string): [string, string] {
+  const i = key.indexOf('/');
+  return [key.slice(0, i), key.slice(i + 1)];
+}
