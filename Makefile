@@ -63,3 +63,10 @@ bench: setup cluster-bins
 
 clean:
 	rm -rf dist coverage .bench
+
+# crds/ is the source of truth; the chart ships a copy (Helm installs charts/*/crds/ on first install).
+# test/integration/chart-crds.test.ts fails when the copy is stale.
+.PHONY: sync-crds
+sync-crds:
+	cp crds/*.yaml charts/disagg-operator/crds/
+	@echo "[sync-crds] copied $$(ls crds/*.yaml | wc -l) CRD file(s) to charts/disagg-operator/crds/"
