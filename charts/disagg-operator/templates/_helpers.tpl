@@ -64,7 +64,7 @@ app.kubernetes.io/component: operator
 
 {{/*
 The operator's RBAC rules: files/clusterrole-rules.yaml (written with the operator), a YAML list of
-PolicyRules. Rendered from the parsed list so a malformed file fails the render.
+PolicyRules, parsed so that a malformed file fails the render. Returns {"rules": [...]}.
 */}}
 {{- define "disagg-operator.rbacRules" -}}
 {{- $raw := .Files.Get "files/clusterrole-rules.yaml" }}
@@ -72,7 +72,12 @@ PolicyRules. Rendered from the parsed list so a malformed file fails the render.
 {{- fail "files/clusterrole-rules.yaml is missing or empty: the chart cannot grant the operator its RBAC rules" }}
 {{- end }}
 {{- $rules := fromYamlArray $raw }}
-{{- toYaml $rules }}
+{{- range $rules }}
+{{- if not (kindIs "map" .) }}
+{{- fail (printf "files/clusterrole-rules.yaml must be a YAML list of PolicyRules: %v" .) }}
+{{- end }}
+{{- end }}
+{{- toYaml (dict "rules" $rules) }}
 {{- end }}
 
 {{/* A duration like 500ms, 15s, 5m or 1h (values.schema.json checks the form) in milliseconds. */}}
