@@ -3,12 +3,15 @@
 # kube-scheduler, kubectl) from the Go module proxy, plus helm, into a per-version cache outside
 # the work tree. A warm cache makes this a no-op. Progress goes to stderr; the last thing on
 # stdout is the bin dir. `--print-bin-dir` prints the bin dir without building anything.
-# (llm-d-inference-sim is not built: the module proxy answers 403 for it.)
+# llm-d-inference-sim (for an interop check against a third-party vLLM simulator) builds from its
+# own wrapper module, llmd-sim/: `go install ...@v` would ask the proxy for the module's version
+# list, which it refuses (403), while the pinned version itself is served.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 K8S_VERSION="1.36.3"
 ETCD_VERSION="$(sed -n 's#^\s*go.etcd.io/etcd/server/v3 \(v[0-9.]*\).*#\1#p' "$here/k8s-bins/go.mod" | head -1)"
 HELM_VERSION="v3.22.0"
+SIM_VERSION="$(sed -n 's#^require github.com/llm-d/llm-d-inference-sim \(v[0-9.]*\)#\1#p' "$here/llmd-sim/go.mod")"
 cache_root="${DISAGG_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/disagg-operator}"
 bin="$cache_root/k8s-v${K8S_VERSION}-etcd-${ETCD_VERSION}-helm-${HELM_VERSION}/bin"
 if [ "${1:-}" = "--print-bin-dir" ]; then echo "$bin"; exit 0; fi
@@ -42,6 +45,15 @@ if want helm; then
   step "building helm $HELM_VERSION"
   GOBIN="$bin" go install -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
     "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+fi
+if want llm-d-inference-sim; then
+  step "building llm-d-inference-sim $SIM_VERSION"
+  if (cd "$here/llmd-sim" && go build -trimpath -ldflags "-s -w" -o "$bin/llm-d-inference-sim.tmp" \
+        github.com/llm-d/llm-d-inference-sim/cmd/llm-d-inference-sim); then
+    mv "$bin/llm-d-inference-sim.tmp" "$bin/llm-d-inference-sim"
+  else
+    step "WARNING: llm-d-inference-sim did not build; its interop test will be skipped"
+  fi
 fi
 step "ready in $bin"
 echo "$bin"
