@@ -54,6 +54,7 @@ function parseDockerfile(text: string): { args: Record<string, string>; stages: 
 
 /** Docker's .dockerignore semantics (moby/patternmatcher): last matching pattern wins; a pattern
  * matching a parent directory matches everything under it; `!` re-includes. */
+const GLOBSTAR = '@GLOBSTAR@'; // stands in for ** while single * and ? are translated
 function dockerignoreExcludes(patterns: string[], path: string): boolean {
   const rules = patterns
     .map((p) => p.trim())
@@ -65,16 +66,16 @@ function dockerignoreExcludes(patterns: string[], path: string): boolean {
         .split('/')
         .map((seg) =>
           seg === '**'
-            ? '\u0000'
+            ? GLOBSTAR
             : seg
                 .replace(/[.+^${}()|[\]\\]/g, '\\$&')
                 .replace(/\*/g, '[^/]*')
                 .replace(/\?/g, '[^/]'),
         )
         .join('/')
-        .replace(/\u0000\//g, '(?:.*/)?')
-        .replace(/\/\u0000/g, '(?:/.*)?')
-        .replace(/\u0000/g, '.*');
+        .replace(new RegExp(`${GLOBSTAR}/`, 'g'), '(?:.*/)?')
+        .replace(new RegExp(`/${GLOBSTAR}`, 'g'), '(?:/.*)?')
+        .replace(new RegExp(GLOBSTAR, 'g'), '.*');
       return { negate, re: new RegExp(`^${re}$`) };
     });
   const parts = path.split('/');
