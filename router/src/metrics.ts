@@ -118,6 +118,12 @@ export function createMetrics() {
       labelNames: ['url'] as const,
       registers,
     }),
+    engineLoad: new Gauge({
+      name: 'router_engine_scraped_load',
+      help: 'Last scraped vllm:num_requests_running + vllm:num_requests_waiting per engine (least_loaded)',
+      labelNames: ['url'] as const,
+      registers,
+    }),
     configGeneration: new Gauge({
       name: 'router_config_generation',
       help: 'Generation of the config in force',

@@ -87,6 +87,7 @@ export async function startRouter(opts: RouterOptions = {}): Promise<RunningRout
     intervalMs: opts.engineStatsIntervalMs ?? DEFAULTS.engineStatsIntervalMs,
     logger,
     onScrapeError: (url) => metrics.engineScrapeErrors.inc({ url }),
+    onScrape: (url, load) => metrics.engineLoad.set({ url }, load),
   });
   const balancer = new Balancer({
     loadOf: (url) => ({ inFlight: inFlight.get(url), scraped: scraper.get(url) }),

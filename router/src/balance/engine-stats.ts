@@ -28,6 +28,7 @@ export interface EngineStatsOptions {
   intervalMs: number;
   logger: Logger;
   onScrapeError?: (url: string) => void;
+  onScrape?: (url: string, load: number) => void;
 }
 
 export class EngineStatsScraper {
@@ -90,7 +91,10 @@ export class EngineStatsScraper {
       if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`);
       const load = parseEngineLoad(text);
       if (load === undefined) throw new Error('no vllm:num_requests_running/waiting in /metrics');
-      if (this.targets.includes(url)) this.stats.set(url, { load, at: Date.now() });
+      if (this.targets.includes(url)) {
+        this.stats.set(url, { load, at: Date.now() });
+        this.opts.onScrape?.(url, load);
+      }
     } catch (err) {
       this.opts.onScrapeError?.(url);
       this.opts.logger.debug('engine stats scrape failed', { url, error: (err as Error).message });
