@@ -95,8 +95,9 @@ export class ResilientInformer<T extends KubernetesObject> {
   }
 
   private onError(err: unknown): void {
+    if (this.stopped) return; // stop() aborts the watch, which reports as an error
     this.opts.onLifecycle?.('error', err);
-    if (this.stopped || this.restartTimer) return;
+    if (this.restartTimer) return;
     const base = this.opts.restartBaseMs ?? 500;
     const max = this.opts.restartMaxMs ?? 30_000;
     const delay = Math.min(max, base * 2 ** Math.min(this.failures, 16));

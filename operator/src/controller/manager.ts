@@ -87,6 +87,7 @@ export class Manager {
         waited: (s) => metrics.queueLatency.observe({ name }, s),
       },
     });
+    metrics.queueDepth.set({ name }, 0);
     metrics.maxConcurrentReconciles.set({ controller: name }, opts.workers);
     metrics.activeWorkers.set({ controller: name }, 0);
 
