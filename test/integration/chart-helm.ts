@@ -211,3 +211,70 @@ export const ALL_OPTIONS_VALUES = {
   },
   tests: { enabled: true },
 };
+
+export interface ValueDoc {
+  /** Dotted path, e.g. operator.leaderElection.enabled. */
+  key: string;
+  /** The default from values.yaml, as compact JSON (strings bare, "" for empty). */
+  default: string;
+  description: string;
+}
+
+/**
+ * The documented keys of values.yaml: a key is documented by the `# --` comment (plus its `# `
+ * continuation lines) right above it; a documented map (e.g. resources) is one entry.
+ */
+export function valuesReference(valuesYaml: string): ValueDoc[] {
+  const values = parseAllDocuments(valuesYaml)[0]!.toJS() as Record<string, unknown>;
+  const out: ValueDoc[] = [];
+  const stack: Array<{ indent: number; key: string }> = [];
+  let doc: string[] | null = null;
+  for (const line of valuesYaml.split('\n')) {
+    const start = /^\s*# -- (.*)$/.exec(line);
+    const more = /^\s*#\s?(.*)$/.exec(line);
+    const key = /^(\s*)([A-Za-z0-9_]+):/.exec(line);
+    if (start) doc = [start[1]!];
+    else if (more) {
+      if (doc) doc.push(more[1]!);
+    } else if (key) {
+      const indent = key[1]!.length;
+      while (stack.length > 0 && stack.at(-1)!.indent >= indent) stack.pop();
+      const path = [...stack.map((s) => s.key), key[2]!];
+      if (doc) {
+        const value = path.reduce<unknown>((v, k) => (v as Record<string, unknown>)[k], values);
+        const shown = typeof value === 'string' ? (value === '' ? '""' : value) : JSON.stringify(value);
+        out.push({ key: path.join('.'), default: shown, description: doc.join(' ').trim() });
+      }
+      doc = null;
+      stack.push({ indent, key: key[2]! });
+    } else if (line.trim() !== '' && !line.trim().startsWith('-')) doc = null;
+  }
+  return out;
+}
+
+/** Leaf paths of values.yaml no `# --` comment documents (a documented map counts as a leaf). */
+export function undocumentedValues(valuesYaml: string): string[] {
+  const documented = new Set(valuesReference(valuesYaml).map((d) => d.key));
+  const values = parseAllDocuments(valuesYaml)[0]!.toJS() as Record<string, unknown>;
+  const missing: string[] = [];
+  const walk = (obj: Record<string, unknown>, prefix: string): void => {
+    for (const [k, v] of Object.entries(obj)) {
+      const path = prefix ? `${prefix}.${k}` : k;
+      if (documented.has(path)) continue;
+      if (v && typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length > 0) {
+        walk(v as Record<string, unknown>, path);
+      } else missing.push(path);
+    }
+  };
+  walk(values, '');
+  return missing;
+}
+
+/** The Markdown table docs/install.md carries between its values-table markers. */
+export function valuesTableMarkdown(valuesYaml: string): string {
+  const cell = (s: string): string => s.replace(/\|/g, '\\|').replace(/</g, '&lt;');
+  const rows = valuesReference(valuesYaml).map(
+    (d) => `| \`${cell(d.key)}\` | \`${cell(d.default)}\` | ${cell(d.description)} |`,
+  );
+  return ['| Key | Default | Description |', '| --- | --- | --- |', ...rows].join('\n');
+}
