@@ -209,7 +209,8 @@ function installExitHandlers(): void {
 const REAPER_SOURCE = `
 const fs = require('node:fs'), path = require('node:path');
 const [owner, dir] = process.argv.slice(1);
-const alive = (pid) => { try { process.kill(pid, 0); return true; } catch (e) { return e.code === 'EPERM'; } };
+const zombie = (pid) => { try { const st = fs.readFileSync('/proc/' + pid + '/stat', 'utf8'); return st.slice(st.lastIndexOf(')') + 2, st.lastIndexOf(')') + 3) === 'Z'; } catch { return false; } };
+const alive = (pid) => { try { process.kill(pid, 0); } catch (e) { return e.code === 'EPERM'; } return !zombie(pid); };
 const timer = setInterval(() => {
   if (!fs.existsSync(dir)) { clearInterval(timer); return; }
   if (alive(Number(owner))) return;
@@ -221,7 +222,7 @@ const timer = setInterval(() => {
 }, 1000);
 `;
 
-/** Starts the reaper for workDir, owned by the current process. */
+/** Starts the reaper for workDir, owned by the current process (an owner that is a zombie counts as gone). */
 export function startReaper(workDir: string): void {
   const child = spawn(process.execPath, ['-e', REAPER_SOURCE, String(process.pid), workDir], {
     detached: true,
