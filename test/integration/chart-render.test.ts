@@ -33,7 +33,7 @@ interface Container {
     capabilities?: { drop?: string[]; add?: string[] };
     seccompProfile?: { type: string };
   };
-  volumeMounts?: Array<{ name: string; mountPath: string }>;
+  volumeMounts?: Array<{ name: string; mountPath: string; readOnly?: boolean }>;
   resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
 }
 interface PodSpec {
@@ -191,6 +191,22 @@ describe('helm template with the default values', () => {
     }
     expect(router.args?.some((a) => a.startsWith('--admin-port'))).toBe(false);
     expect(router.ports?.map((p) => p.name)).toEqual(['http', 'kv-notify']);
+  });
+
+  test('only the operator container holds the API token; the router has no API credentials', () => {
+    expect((spec as PodSpec & { automountServiceAccountToken?: boolean }).automountServiceAccountToken).toBe(
+      false,
+    );
+    const tokenVolumes = (spec.volumes ?? [])
+      .filter((v) => JSON.stringify(v).includes('serviceAccountToken'))
+      .map((v) => v.name);
+    expect(tokenVolumes).toEqual(['kube-api-access']);
+    expect(container(spec, 'operator').volumeMounts).toContainEqual({
+      name: 'kube-api-access',
+      mountPath: '/var/run/secrets/kubernetes.io/serviceaccount',
+      readOnly: true,
+    });
+    expect(container(spec, 'router').volumeMounts?.map((m) => m.name)).not.toContain('kube-api-access');
   });
 
   test('probes: /healthz and /readyz on the operator, /health and /ready on the router', () => {
