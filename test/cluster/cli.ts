@@ -129,6 +129,12 @@ async function up(argv: string[]): Promise<number> {
   );
   daemon.unref();
   writeFileSync(files.pid, String(daemon.pid));
+  // Ctrl-C while waiting: do not leave a half-started cluster behind
+  process.once('SIGINT', () => {
+    if (daemon.pid && isAlive(daemon.pid)) process.kill(daemon.pid, 'SIGTERM');
+    clearRunFiles();
+    process.exit(130);
+  });
   console.log(`starting the ${args.tier} tier (daemon pid ${daemon.pid}, log ${files.log})`);
   for (;;) {
     const s = readState();
