@@ -41,10 +41,17 @@ if want etcd; then
   mv "$bin/etcd.tmp" "$bin/etcd"
 fi
 cd "$here"
-if want helm; then
+# Helm's Makefile also stamps the Kubernetes version `helm template` assumes without a cluster
+# (from its client-go, v0.37.0 in v3.22.0); without it the default is v1.20.
+helm_ld="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+for p in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+  helm_ld="$helm_ld -X $p.k8sVersionMajor=1 -X $p.k8sVersionMinor=37"
+done
+# a stamp of the flags: changing them rebuilds helm without a new cache key
+if want helm || [ "$(cat "$bin/.helm.ldflags" 2>/dev/null)" != "$helm_ld" ]; then
   step "building helm $HELM_VERSION"
-  GOBIN="$bin" go install -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
-    "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  GOBIN="$bin" go install -trimpath -ldflags "$helm_ld" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  printf '%s' "$helm_ld" > "$bin/.helm.ldflags"
 fi
 if want llm-d-inference-sim; then
   step "building llm-d-inference-sim $SIM_VERSION"
