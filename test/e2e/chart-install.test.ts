@@ -89,6 +89,25 @@ describe('helm install on a real API server', () => {
     expect(installOutput).toContain(`port-forward service/${SA} 8000:8000`);
   });
 
+  test('NOTES warn about a PodDisruptionBudget that would block node drains', async () => {
+    const dry = (sets: string[]) =>
+      helmKube([
+        'install',
+        'dry',
+        CHART_DIR,
+        '--namespace',
+        NS,
+        '--dry-run=client',
+        ...sets.flatMap((v) => ['--set', v]),
+      ]);
+    const single = await dry(['podDisruptionBudget.enabled=true']);
+    expect(single.code).toBe(0);
+    expect(single.stdout).toContain('WARNING: podDisruptionBudget is enabled with replicaCount=1');
+    const ha = await dry(['podDisruptionBudget.enabled=true', 'replicaCount=2']);
+    expect(ha.code).toBe(0);
+    expect(ha.stdout).not.toContain('WARNING');
+  });
+
   test('the CRD is installed, established and served', async () => {
     await cluster.kubectl(['wait', '--for=condition=Established', '--timeout=60s', `crd/${CRD}`]);
     await cluster.kubectl(['create', 'namespace', 'serving']);

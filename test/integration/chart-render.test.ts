@@ -325,6 +325,26 @@ describe('helm template with the default values', () => {
   });
 });
 
+describe('bring your own ServiceAccount and RBAC', () => {
+  test('rbac.create=false and serviceAccount.create=false render neither, and the pods use the given name', async () => {
+    const objects = await helm.template({
+      rbac: { create: false },
+      serviceAccount: { create: false, name: 'platform-sa' },
+    });
+    expect(objects.filter((o) => /ServiceAccount|Role/.test(o.kind))).toEqual([]);
+    expect(podSpecOf(findObject(objects, 'Deployment')).serviceAccountName).toBe('platform-sa');
+  });
+
+  test('an existing ServiceAccount still gets the chart RBAC when rbac.create=true', async () => {
+    const objects = await helm.template({ serviceAccount: { create: false, name: 'platform-sa' } });
+    expect(objects.some((o) => o.kind === 'ServiceAccount')).toBe(false);
+    const binding = findObject(objects, 'ClusterRoleBinding') as K8sObject & { subjects: unknown[] };
+    expect(binding.subjects).toEqual([
+      { kind: 'ServiceAccount', name: 'platform-sa', namespace: 'disagg-system' },
+    ]);
+  });
+});
+
 describe('helm template with every option on', () => {
   let objects: K8sObject[];
   let spec: PodSpec;
