@@ -329,7 +329,13 @@ export async function complete(
     body: JSON.stringify({ model, prompt, max_tokens: maxTokens }),
     signal: AbortSignal.timeout(60_000),
   });
-  return { status: res.status, body: await res.text() };
+  const body = await res.text();
+  // Who answered, when it is not the router's JSON (diagnoses port clashes on a shared machine).
+  const origin =
+    res.status === 200
+      ? ''
+      : ` [content-type: ${res.headers.get('content-type')}, x-powered-by: ${res.headers.get('x-powered-by')}]`;
+  return { status: res.status, body: body + origin };
 }
 
 /** A prompt of about n tokens for the sim tokenizer and the router estimator (chars/4). */
