@@ -32,8 +32,9 @@ export interface ObjectHandlers<T> {
   onDelete?: (obj: T) => void;
 }
 
-export class ResilientInformer<T extends KubernetesObject> {
-  private readonly informer: Informer<T> & ObjectCache<T>;
+/** T is the operator's own type of the object; the cache stores what the API server sent. */
+export class ResilientInformer<T extends { metadata?: object }> {
+  private readonly informer: Informer<KubernetesObject> & ObjectCache<KubernetesObject>;
   private failures = 0;
   private restartTimer: NodeJS.Timeout | undefined;
   private stopped = true;
@@ -48,13 +49,13 @@ export class ResilientInformer<T extends KubernetesObject> {
     this.resource = opts.resource;
     const listFn = async () => {
       const query = opts.labelSelector ? { labelSelector: opts.labelSelector } : undefined;
-      const list = await api.list<T>(opts.path, query);
+      const list = await api.list<KubernetesObject>(opts.path, query);
       this.synced = true;
       this.failures = 0;
       this.opts.onLifecycle?.('list');
       return { apiVersion: 'v1', kind: 'List', items: list.items, metadata: list.metadata ?? {} };
     };
-    this.informer = makeInformer<T>(kc, opts.path, listFn, opts.labelSelector);
+    this.informer = makeInformer<KubernetesObject>(kc, opts.path, listFn, opts.labelSelector);
     this.informer.on('connect', () => this.opts.onLifecycle?.('connect'));
     // Any delivered event proves the watch works again.
     const healthy = () => (this.failures = 0);
@@ -65,9 +66,10 @@ export class ResilientInformer<T extends KubernetesObject> {
   }
 
   on(handlers: ObjectHandlers<T>): void {
-    if (handlers.onAdd) this.informer.on('add', handlers.onAdd);
-    if (handlers.onUpdate) this.informer.on('update', handlers.onUpdate);
-    if (handlers.onDelete) this.informer.on('delete', handlers.onDelete);
+    const as = (fn: (obj: T) => void) => (obj: KubernetesObject) => fn(obj as unknown as T);
+    if (handlers.onAdd) this.informer.on('add', as(handlers.onAdd));
+    if (handlers.onUpdate) this.informer.on('update', as(handlers.onUpdate));
+    if (handlers.onDelete) this.informer.on('delete', as(handlers.onDelete));
   }
 
   async start(): Promise<void> {
@@ -87,11 +89,11 @@ export class ResilientInformer<T extends KubernetesObject> {
   }
 
   list(namespace?: string): T[] {
-    return [...this.informer.list(namespace)];
+    return this.informer.list(namespace) as unknown as T[];
   }
 
   get(name: string, namespace?: string): T | undefined {
-    return this.informer.get(name, namespace);
+    return this.informer.get(name, namespace) as unknown as T | undefined;
   }
 
   private onError(err: unknown): void {

@@ -49,8 +49,8 @@ export interface ManagerOptions {
 }
 
 /** Several informers (one per watched namespace) read as one cache. */
-class MultiStore<T extends { metadata?: { namespace?: string } }> implements ObjectStore<T> {
-  constructor(private readonly informers: ResilientInformer<T & { metadata: object }>[]) {}
+class MultiStore<T extends { metadata?: object }> implements ObjectStore<T> {
+  constructor(private readonly informers: ResilientInformer<T>[]) {}
   list(namespace?: string): T[] {
     return this.informers.flatMap((i) => i.list(namespace));
   }
@@ -68,7 +68,8 @@ export class Manager {
   readonly pusher: RouterConfigPusher;
   readonly elector: LeaderElector | undefined;
   readonly membership: Membership;
-  private readonly informers: ResilientInformer<never>[] = [];
+  private readonly informers: Array<{ start(): Promise<void>; stop(): Promise<void>; hasSynced(): boolean }> =
+    [];
   private readonly clusterStore: MultiStore<DisaggCluster>;
   private readonly reconciler: Reconciler;
   private resyncTimer: NodeJS.Timeout | undefined;
@@ -164,7 +165,7 @@ export class Manager {
     const make = <T extends { metadata?: object }>(resource: string, group: string, labelSelector?: string) =>
       paths(group, resource).map(
         (path) =>
-          new ResilientInformer<T & { metadata: object }>(opts.kc, opts.api, {
+          new ResilientInformer<T>(opts.kc, opts.api, {
             resource,
             path,
             labelSelector,
@@ -182,7 +183,7 @@ export class Manager {
       ...([...clusterInformers, ...podInformers, ...deploymentInformers] as ResilientInformer<never>[]),
     );
 
-    this.clusterStore = new MultiStore<DisaggCluster>(clusterInformers as never);
+    this.clusterStore = new MultiStore(clusterInformers);
     for (const i of clusterInformers) {
       const enqueue = (c: DisaggCluster) => this.queue.add(keyOf(c));
       i.on({ onAdd: enqueue, onUpdate: enqueue, onDelete: enqueue });
@@ -208,8 +209,8 @@ export class Manager {
     this.reconciler = new Reconciler({
       api: opts.api,
       clusters: this.clusterStore,
-      pods: new MultiStore<Pod>(podInformers as never),
-      deployments: new MultiStore<Deployment>(deploymentInformers as never),
+      pods: new MultiStore(podInformers),
+      deployments: new MultiStore(deploymentInformers),
       pusher: this.pusher,
       recorder,
       isLeader: () => this.leading,
