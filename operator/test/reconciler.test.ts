@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import type { Deployment, DisaggCluster, Pod } from '../src/api/types.js';
 import { KubeApiError } from '../src/controller/kube-client.js';
-import { Reconciler, type ObjectStore } from '../src/controller/reconciler.js';
+import { Reconciler, withRemovals, type ObjectStore } from '../src/controller/reconciler.js';
 import { createLogger } from '../src/observability/logger.js';
 import type { PlannedEvent, RouterState } from '../src/plan/planner.js';
 import type { ClusterEntry } from '../src/plan/router-entry.js';
@@ -138,6 +138,19 @@ describe('reconciler', () => {
     expect(patches).toHaveLength(1);
     expect(patches[0]!.body).toEqual({
       metadata: { annotations: { 'disagg.dev/draining-since': T0.toISOString() } },
+    });
+  });
+
+  it('a status field the plan no longer has is removed (merge patch null), so patches settle', () => {
+    expect(
+      withRemovals(
+        { topology: '1P1D', router: { acknowledgedHash: 'a', entryHash: 'b' }, gone: 1 },
+        { topology: '2P1D', router: { acknowledgedHash: 'c' } },
+      ),
+    ).toEqual({
+      topology: '2P1D',
+      router: { acknowledgedHash: 'c', entryHash: null },
+      gone: null,
     });
   });
 

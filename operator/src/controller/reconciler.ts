@@ -157,6 +157,19 @@ export class Reconciler {
   }
 }
 
+/** A merge patch from old to next: keys next no longer has become null (merge patch deletes them). */
+export function withRemovals(old: object, next: object): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...(next as Record<string, unknown>) };
+  for (const [k, v] of Object.entries(old)) {
+    const n = (next as Record<string, unknown>)[k];
+    if (n === undefined) out[k] = null;
+    else if (isPlainObject(v) && isPlainObject(n)) out[k] = withRemovals(v, n);
+  }
+  return out;
+}
+
+const isPlainObject = (v: unknown): v is object => typeof v === 'object' && v !== null && !Array.isArray(v);
+
 export function splitKey(key: string): [string, string] {
   const i = key.indexOf('/');
   return [key.slice(0, i), key.slice(i + 1)];
