@@ -24,6 +24,8 @@ export interface RouterProcess {
   port: number;
   kvNotifyPort: number;
   pid: number;
+  /** ws:// URL of the V8 inspector when started with --inspect. */
+  inspectorUrl: string | undefined;
   /** SIGTERM, then SIGKILL after graceMs (the router drains for up to 20 s itself). */
   stop(graceMs?: number): Promise<void>;
   /** Last lines the router wrote (for failure messages). */
@@ -69,7 +71,9 @@ export async function startRouterProcess(opts: RouterProcessOptions): Promise<Ro
   child.once('exit', () => running.delete(child));
 
   const tail: string[] = [];
+  let inspectorUrl: string | undefined;
   const remember = (line: string): void => {
+    inspectorUrl ??= /Debugger listening on (ws:\/\/\S+)/.exec(line)?.[1];
     tail.push(line);
     if (tail.length > 100) tail.shift();
     opts.onLine?.(line);
@@ -114,6 +118,9 @@ export async function startRouterProcess(opts: RouterProcessOptions): Promise<Ro
     port: ready.port,
     kvNotifyPort: ready.kvNotifyPort,
     pid: child.pid!,
+    get inspectorUrl() {
+      return inspectorUrl;
+    },
     stop: (graceMs = 25_000) => {
       stopping ??= (async () => {
         if (child.exitCode !== null || child.signalCode !== null) return;

@@ -1,0 +1,305 @@
+// `npm run bench:router`: the router's overhead, side by side in one run against the same
+// zero-latency engine simulators: straight to the engines vs through the router (direct path) vs
+// through the router (DPD path, NIXL). Router, engines and load generator are separate processes.
+// Prints progress and a table, writes .bench/router-bench.json. See docs/benchmarks.md.
+import { mkdir, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { stringify as toYaml } from 'yaml';
+import { startEngine, type EngineOptions, type RunningEngine } from '../sim/harness.js';
+import { getText, metricSum } from './router-http.js';
+import { LoadGenerator } from './router-load.js';
+import {
+  MODEL,
+  SLOW_MODEL,
+  STREAM_TOKENS,
+  THRESHOLD,
+  fixedRate,
+  maxThroughput,
+  memory,
+  profile,
+  warmUp,
+  type BenchContext,
+  type Cluster,
+  type Settings,
+} from './router-measure.js';
+import { startRouterProcess, type RouterProcess } from './router-process.js';
+import { renderReport, verdicts, type BenchResults } from './router-report.js';
+
+const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+const HELP = `Usage: npm run bench:router -- [options]
+
+  --rates LIST            fixed request rates for the latency table (default 200,500,1000,2000)
+  --duration-s N          measured seconds per target per round (default 4)
+  --rounds N              interleaved rounds per rate (default 3)
+  --warmup-s N            unmeasured seconds before each measurement (default 1)
+  --stream-rate N         request rate of the TTFT measurement (default 500)
+  --concurrency N         closed-loop clients for maximum throughput (default 32)
+  --decoders N            decode engine processes (default 2)
+  --prefillers N          prefill engine processes (default 2)
+  --stall-streams N       concurrent stalled streams for the memory measurement (default 1000)
+  --deep-stall-streams N  streams pushed until backpressure reaches the engine (default 20)
+  --skip LIST             skip parts: latency,ttft,throughput,memory
+  --profile               also run a CPU-profiled router per path and list its hot spots
+  --quick                 short smoke run (1 round of 2 s, 200 stalled streams)
+  --out FILE              JSON results (default .bench/router-bench.json)`;
+
+interface Options extends Settings {
+  rates: number[];
+  streamRate: number;
+  decoders: number;
+  prefillers: number;
+  skip: Set<string>;
+  profile: boolean;
+  out: string;
+}
+
+const t0 = Date.now();
+function say(msg: string): void {
+  process.stdout.write(`[bench ${String(Math.round((Date.now() - t0) / 1000)).padStart(4)}s] ${msg}\n`);
+}
+
+function parseOptions(): Options | undefined {
+  const { values } = parseArgs({
+    options: {
+      rates: { type: 'string', default: '200,500,1000,2000' },
+      'duration-s': { type: 'string', default: '4' },
+      rounds: { type: 'string', default: '3' },
+      'warmup-s': { type: 'string', default: '1' },
+      'stream-rate': { type: 'string', default: '500' },
+      concurrency: { type: 'string', default: '32' },
+      decoders: { type: 'string', default: '2' },
+      prefillers: { type: 'string', default: '2' },
+      'stall-streams': { type: 'string', default: '1000' },
+      'deep-stall-streams': { type: 'string', default: '20' },
+      skip: { type: 'string', default: '' },
+      profile: { type: 'boolean', default: false },
+      quick: { type: 'boolean', default: false },
+      out: { type: 'string', default: path.join(REPO_ROOT, '.bench', 'router-bench.json') },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(`${HELP}\n`);
+    return undefined;
+  }
+  const num = (name: keyof typeof values, min: number): number => {
+    const n = Number(values[name]);
+    if (!Number.isFinite(n) || n < min) throw new Error(`--${name} must be a number >= ${min}`);
+    return n;
+  };
+  const quick = values.quick;
+  return {
+    rates: String(values.rates)
+      .split(',')
+      .map((x) => Number(x.trim()))
+      .filter((n) => n > 0),
+    durationMs: (quick ? 2 : num('duration-s', 0.5)) * 1000,
+    rounds: quick ? 1 : Math.round(num('rounds', 1)),
+    warmupMs: (quick ? 0.5 : num('warmup-s', 0)) * 1000,
+    streamRate: num('stream-rate', 1),
+    concurrency: Math.round(num('concurrency', 1)),
+    decoders: Math.round(num('decoders', 1)),
+    prefillers: Math.round(num('prefillers', 1)),
+    stallStreams: Math.round(quick ? Math.min(200, num('stall-streams', 1)) : num('stall-streams', 1)),
+    deepStallStreams: Math.round(
+      quick ? Math.min(5, num('deep-stall-streams', 0)) : num('deep-stall-streams', 0),
+    ),
+    skip: new Set(
+      String(values.skip)
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean),
+    ),
+    profile: values.profile,
+    out: path.resolve(String(values.out)),
+  };
+}
+
+// ---------------------------------------------------------------- processes
+
+const cleanups: Array<() => Promise<void>> = [];
+async function cleanup(): Promise<void> {
+  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
+}
+
+async function startCluster(opts: Options): Promise<Cluster> {
+  // Zero latency: every millisecond measured is the harness, the engines' HTTP stack or the router.
+  const zero: EngineOptions = {
+    host: '127.0.0.1',
+    model: MODEL,
+    connector: 'nixl',
+    nixlSideChannelHost: '127.0.0.1',
+    maxNumSeqs: 100_000,
+    maxModelLen: 10_000_000,
+    logLevel: 'error',
+  };
+  say(`starting ${opts.decoders} decode + ${opts.prefillers} prefill engine simulators (zero latency) ...`);
+  const [decoders, prefillers, slow] = await Promise.all([
+    Promise.all(Array.from({ length: opts.decoders }, () => startEngine({ ...zero, role: 'decode' }))),
+    Promise.all(Array.from({ length: opts.prefillers }, () => startEngine({ ...zero, role: 'prefill' }))),
+    // Slow streams for the memory measurement: a token every 100 ms.
+    startEngine({ ...zero, model: SLOW_MODEL, role: 'decode', itlMs: 100 }),
+  ]);
+  for (const e of [...decoders, ...prefillers, slow]) cleanups.push(() => e.stop());
+  const dir = path.join(REPO_ROOT, '.bench');
+  await mkdir(dir, { recursive: true });
+  const configFile = path.join(dir, 'router-bench-config.yaml');
+  const endpoint = (e: RunningEngine, id: string): Record<string, unknown> => ({
+    id,
+    url: e.url,
+    nixl: { sideChannelHost: e.host, sideChannelPort: e.nixlSideChannelPort },
+  });
+  const config = {
+    generation: 1,
+    clusters: [
+      {
+        name: 'bench',
+        models: [MODEL],
+        connector: 'nixl',
+        routingThreshold: THRESHOLD,
+        loadBalancing: 'round_robin',
+        prefill: { endpoints: prefillers.map((e, i) => ({ id: `prefill-${i}`, url: e.url })) },
+        decode: { endpoints: decoders.map((e, i) => endpoint(e, `decode-${i}`)) },
+      },
+      {
+        name: 'slow',
+        models: [SLOW_MODEL],
+        connector: 'nixl',
+        routingThreshold: 1_000_000,
+        loadBalancing: 'round_robin',
+        prefill: { endpoints: [] },
+        decode: { endpoints: [endpoint(slow, 'slow-0')] },
+      },
+    ],
+    peers: [],
+  };
+  await writeFile(configFile, toYaml(config));
+  return { decoders, prefillers, slow, configFile };
+}
+
+async function startRouter(cluster: Cluster, nodeFlags: string[] = []): Promise<RouterProcess> {
+  const router = await startRouterProcess({ args: ['--config', cluster.configFile], nodeFlags });
+  cleanups.push(() => router.stop(5_000));
+  return router;
+}
+
+async function main(): Promise<number> {
+  const opts = parseOptions();
+  if (!opts) return 0;
+  const machine = {
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model ?? 'unknown',
+    memGB: Math.round(os.totalmem() / 1024 ** 3),
+    node: process.version,
+    kernel: os.release(),
+    loadAvgAtStart: os.loadavg().map((x) => Number(x.toFixed(2))),
+  };
+  say(
+    `machine: ${machine.cpus} cores (${machine.cpuModel}), ${machine.memGB} GB, Node ${machine.node}, ` +
+      `load average ${machine.loadAvgAtStart.join(' ')}`,
+  );
+  const cluster = await startCluster(opts);
+  const gen = await LoadGenerator.start();
+  cleanups.push(() => gen.stop());
+  const ctx: BenchContext = {
+    gen,
+    cluster,
+    settings: opts,
+    say,
+    startRouter: (nodeFlags) => startRouter(cluster, nodeFlags),
+    repoRoot: REPO_ROOT,
+  };
+  const router = await startRouter(cluster);
+  say(`router process pid ${router.pid} at ${router.url}; load generator pid ${gen.pid}; warming up ...`);
+  await warmUp(ctx, router);
+  const warm = await getText(`${router.url}/metrics`);
+  // The bodies must take the paths their rows are named after.
+  if (metricSum(warm, 'router_requests_total', { path: 'dpd', status: '200' }) === 0)
+    throw new Error('the long body did not take the DPD path');
+  if (metricSum(warm, 'router_requests_total', { path: 'direct', status: '200' }) === 0)
+    throw new Error('the short body did not take the direct path');
+
+  const results: BenchResults = {
+    streamRate: opts.streamRate,
+    streamTokens: STREAM_TOKENS,
+    concurrency: opts.concurrency,
+  };
+  if (!opts.skip.has('latency')) {
+    say(
+      `latency at fixed rates (${opts.rounds} rounds x ${opts.durationMs / 1000} s per target, interleaved) ...`,
+    );
+    results.latency = {};
+    for (const rate of opts.rates) results.latency[rate] = await fixedRate(ctx, router, rate, false);
+  }
+  if (!opts.skip.has('ttft')) {
+    say(`time to first token: streams of ${STREAM_TOKENS} tokens at ${opts.streamRate} req/s ...`);
+    results.ttft = await fixedRate(ctx, router, opts.streamRate, true);
+  }
+  if (!opts.skip.has('throughput')) {
+    say(`maximum throughput (closed loop, ${opts.concurrency} concurrent requests) ...`);
+    results.throughput = await maxThroughput(ctx, router);
+  }
+  const seen = await getText(`${router.url}/metrics`);
+  const routerRequests = {
+    direct: metricSum(seen, 'router_requests_total', { path: 'direct' }),
+    dpd: metricSum(seen, 'router_requests_total', { path: 'dpd' }),
+    fallback: metricSum(seen, 'router_requests_total', { path: 'fallback' }),
+    nixlKvParamsMissing: metricSum(seen, 'router_nixl_kv_params_missing_total'),
+  };
+  say(
+    `router counted ${routerRequests.direct} direct, ${routerRequests.dpd} DPD, ${routerRequests.fallback} fallback requests` +
+      ` (${routerRequests.nixlKvParamsMissing} prefills without kv_transfer_params)`,
+  );
+  await router.stop(10_000);
+
+  if (!opts.skip.has('memory')) {
+    say(`router memory with ${opts.stallStreams} stalled streams ...`);
+    results.memory = await memory(ctx);
+  }
+  if (opts.profile) {
+    say('CPU profile of the router under closed-loop load, one router per path ...');
+    results.profile = await profile(ctx);
+  }
+
+  process.stdout.write(`${renderReport(results)}\n`);
+  const loadAvgAtEnd = os.loadavg().map((x) => Number(x.toFixed(2)));
+  process.stdout.write(`\nload average at the end: ${loadAvgAtEnd.join(' ')}\n`);
+  await mkdir(path.dirname(opts.out), { recursive: true });
+  const json = {
+    machine: { ...machine, loadAvgAtEnd },
+    options: { ...opts, skip: [...opts.skip] },
+    date: new Date().toISOString(),
+    routerRequests,
+    targets: verdicts(results),
+    ...results,
+  };
+  await writeFile(opts.out, `${JSON.stringify(json, null, 2)}\n`);
+  say(`results written to ${path.relative(process.cwd(), opts.out)}`);
+  return 0;
+}
+
+let interrupted = false;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (interrupted) return;
+    interrupted = true;
+    say(`${signal}: stopping ...`);
+    void cleanup().then(() => process.exit(130));
+  });
+}
+
+main()
+  .then(async (code) => {
+    await cleanup();
+    process.exit(code);
+  })
+  .catch(async (err: unknown) => {
+    if (interrupted) return;
+    say(`FAILED: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    await cleanup();
+    process.exit(1);
+  });

@@ -1,0 +1,490 @@
+// The router benchmark's measurements: fixed-rate latency (and TTFT) with interleaved rounds,
+// closed-loop maximum throughput with CPU accounting, RSS under stalled streams, CPU profiles.
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import type { RunningEngine } from '../sim/harness.js';
+import { metricSum } from './router-http.js';
+import type { LoadGenerator } from './router-load.js';
+import type { LoadResult } from './router-load-types.js';
+import { connectInspector, type Inspector } from './router-inspector.js';
+import { hotSpots, newestProfile, type HotSpot } from './router-profile.js';
+import { cpuSeconds, rssBytes, type RouterProcess } from './router-process.js';
+import { median, summarize, type Summary } from './router-stats.js';
+
+export const MODEL = 'bench';
+/** Served by an engine that emits a token every 100 ms (the memory measurement's slow streams). */
+export const SLOW_MODEL = 'bench-slow';
+/** DPD at or above this estimate: the short body is below it, the long body above. */
+export const THRESHOLD = 64;
+export const SHORT_BODY = { model: MODEL, prompt: 'Say hello to the benchmark.', max_tokens: 8 };
+export const LONG_BODY = {
+  model: MODEL,
+  prompt: 'The router classifies this prompt as long enough to disaggregate. '.repeat(5),
+  max_tokens: 8,
+};
+export const STREAM_TOKENS = 16;
+
+export type TargetName = 'engine' | 'router-direct' | 'router-dpd';
+export const TARGETS: TargetName[] = ['engine', 'router-direct', 'router-dpd'];
+export const TARGET_LABEL: Record<TargetName, string> = {
+  engine: 'engine (no router)',
+  'router-direct': 'router, direct path',
+  'router-dpd': 'router, DPD/NIXL',
+};
+
+export interface Cluster {
+  decoders: RunningEngine[];
+  prefillers: RunningEngine[];
+  slow: RunningEngine;
+  configFile: string;
+}
+
+export interface Settings {
+  durationMs: number;
+  rounds: number;
+  warmupMs: number;
+  concurrency: number;
+  stallStreams: number;
+  deepStallStreams: number;
+}
+
+export interface BenchContext {
+  gen: LoadGenerator;
+  cluster: Cluster;
+  settings: Settings;
+  say: (msg: string) => void;
+  startRouter(nodeFlags?: string[]): Promise<RouterProcess>;
+  repoRoot: string;
+}
+
+export interface Phase {
+  target: TargetName;
+  completed: number;
+  errors: Record<string, number>;
+  windowMs: number;
+  latency: Summary;
+  service: Summary;
+  ttft?: Summary;
+  scheduleLagP99: number;
+  loadgenCpuS: number;
+  wallS: number;
+  routerCpuS?: number;
+  /** Router CPU per request sent (warm-up included), ms. */
+  routerCpuMsPerRequest?: number;
+  /** p50/p99 of the phase's main metric (latency, or TTFT for streams) in each interleaved round. */
+  rounds: Array<{ p50: number; p99: number }>;
+  /** Added over the engine in the same round, median over the rounds (router targets only). */
+  addedP50Median?: number;
+  addedP99Median?: number;
+}
+
+export interface ThroughputRow extends Phase {
+  reqPerS: number;
+  engineCores: number;
+  loadgenCores: number;
+  routerCores?: number;
+  reqPerSPerRouterCore?: number;
+}
+
+export interface MemoryResult {
+  streams: number;
+  started: number;
+  failed: number;
+  /** Router RSS as the OS reports it (max over a few samples). */
+  baselineRssMB: number;
+  peakRssMB: number;
+  afterReleaseRssMB: number;
+  growthMB: number;
+  perStreamKB: number;
+  /** Live JS heap + external (Buffer) bytes after a forced full GC: what the router really holds. */
+  baselineLiveMB: number;
+  stalledLiveMB: number;
+  livePerStreamKB: number;
+  deep?: {
+    streams: number;
+    started: number;
+    baselineLiveMB: number;
+    stalledLiveMB: number;
+    livePerStreamKB: number;
+    rssPerStreamKB: number;
+    /** What the engines generated per stream before backpressure stopped them. */
+    generatedPerStreamMB: number;
+  };
+}
+
+export interface ProfileResult {
+  path: 'router-direct' | 'router-dpd';
+  file: string;
+  reqPerS: number;
+  hotSpots: HotSpot[];
+}
+
+export function errorCount(p: { errors: Record<string, number> }): number {
+  return Object.values(p.errors).reduce((a, b) => a + b, 0);
+}
+
+export function ms(n: number | undefined, digits = 2): string {
+  return n === undefined || Number.isNaN(n) ? '-' : n.toFixed(digits);
+}
+
+export function targetUrls(target: TargetName, cluster: Cluster, router: RouterProcess): string[] {
+  // The baseline spreads over the same decoders the router balances across.
+  return target === 'engine' ? cluster.decoders.map((e) => e.url) : [router.url];
+}
+
+export function bodyFor(target: TargetName, extra: Record<string, unknown> = {}): string {
+  return JSON.stringify({ ...(target === 'router-dpd' ? LONG_BODY : SHORT_BODY), ...extra });
+}
+
+function toPhase(target: TargetName, r: LoadResult, wallS: number, routerCpuS?: number): Phase {
+  return {
+    target,
+    completed: r.completed,
+    errors: r.errors,
+    windowMs: r.windowMs,
+    latency: summarize(r.latenciesMs),
+    service: summarize(r.serviceMs),
+    ...(r.ttftMs.length ? { ttft: summarize(r.ttftMs) } : {}),
+    scheduleLagP99: summarize(r.scheduleLagMs).p99,
+    loadgenCpuS: r.cpuSeconds,
+    wallS,
+    ...(routerCpuS !== undefined ? { routerCpuS } : {}),
+    rounds: [],
+  };
+}
+
+function merge(parts: LoadResult[]): LoadResult {
+  const errors: Record<string, number> = {};
+  for (const p of parts) for (const [k, v] of Object.entries(p.errors)) errors[k] = (errors[k] ?? 0) + v;
+  return {
+    completed: parts.reduce((a, p) => a + p.completed, 0),
+    errors,
+    windowMs: parts.reduce((a, p) => a + p.windowMs, 0),
+    latenciesMs: parts.flatMap((p) => p.latenciesMs),
+    serviceMs: parts.flatMap((p) => p.serviceMs),
+    ttftMs: parts.flatMap((p) => p.ttftMs),
+    scheduleLagMs: parts.flatMap((p) => p.scheduleLagMs),
+    cpuSeconds: parts.reduce((a, p) => a + p.cpuSeconds, 0),
+  };
+}
+
+/** Both router paths, closed loop, before anything is measured (JIT, pools, keep-alive sockets). */
+export async function warmUp(ctx: BenchContext, router: RouterProcess): Promise<void> {
+  for (const target of TARGETS) {
+    const r = await ctx.gen.run({
+      kind: 'closed',
+      targets: targetUrls(target, ctx.cluster, router),
+      path: '/v1/completions',
+      body: bodyFor(target),
+      concurrency: 8,
+      warmupMs: 0,
+      durationMs: 2000,
+    });
+    if (r.completed === 0) throw new Error(`${target}: no request succeeded (${JSON.stringify(r.errors)})`);
+  }
+}
+
+/** Fixed-rate rounds, the three targets interleaved so drifting background load hits them alike. */
+export async function fixedRate(
+  ctx: BenchContext,
+  router: RouterProcess,
+  rate: number,
+  stream: boolean,
+): Promise<Record<TargetName, Phase>> {
+  const { settings } = ctx;
+  const parts: Record<TargetName, LoadResult[]> = { engine: [], 'router-direct': [], 'router-dpd': [] };
+  const cpu: Record<TargetName, number> = { engine: 0, 'router-direct': 0, 'router-dpd': 0 };
+  const wall: Record<TargetName, number> = { engine: 0, 'router-direct': 0, 'router-dpd': 0 };
+  for (let round = 1; round <= settings.rounds; round++) {
+    for (const target of TARGETS) {
+      const cpu0 = cpuSeconds(router.pid);
+      const w0 = performance.now();
+      const r = await ctx.gen.run({
+        kind: 'rate',
+        targets: targetUrls(target, ctx.cluster, router),
+        path: '/v1/completions',
+        body: bodyFor(target, stream ? { stream: true, max_tokens: STREAM_TOKENS } : {}),
+        stream,
+        rate,
+        warmupMs: settings.warmupMs,
+        durationMs: settings.durationMs,
+        connections: 64,
+      });
+      cpu[target] += cpuSeconds(router.pid) - cpu0;
+      wall[target] += (performance.now() - w0) / 1000;
+      parts[target].push(r);
+      const s = summarize(stream ? r.ttftMs : r.latenciesMs);
+      ctx.say(
+        `  ${stream ? 'stream ' : ''}${rate}/s round ${round}/${settings.rounds} ${TARGET_LABEL[target].padEnd(20)} ` +
+          `${stream ? 'TTFT ' : ''}p50 ${ms(s.p50)} ms, p99 ${ms(s.p99)} ms (${r.completed} ok, ${errorCount(r)} failed)`,
+      );
+    }
+  }
+  const sent = rate * ((settings.warmupMs + settings.durationMs) / 1000) * settings.rounds;
+  const main = (r: LoadResult): Summary => summarize(stream ? r.ttftMs : r.latenciesMs);
+  const engineRounds = parts.engine.map(main);
+  const out = {} as Record<TargetName, Phase>;
+  for (const t of TARGETS) {
+    const phase = toPhase(t, merge(parts[t]), wall[t], t === 'engine' ? undefined : cpu[t]);
+    const rounds = parts[t].map(main);
+    phase.rounds = rounds.map((s) => ({ p50: s.p50, p99: s.p99 }));
+    if (t !== 'engine') {
+      phase.routerCpuMsPerRequest = (cpu[t] * 1000) / sent;
+      // Paired with the engine round run just before it, so both saw the same background.
+      phase.addedP50Median = median(rounds.map((s, i) => s.p50 - engineRounds[i]!.p50));
+      phase.addedP99Median = median(rounds.map((s, i) => s.p99 - engineRounds[i]!.p99));
+    }
+    out[t] = phase;
+  }
+  return out;
+}
+
+export async function maxThroughput(
+  ctx: BenchContext,
+  router: RouterProcess,
+): Promise<Record<TargetName, ThroughputRow>> {
+  const { settings, cluster } = ctx;
+  const out = {} as Record<TargetName, ThroughputRow>;
+  const enginePids = [...cluster.decoders, ...cluster.prefillers].map((e) => e.pid);
+  const engineCpu = (): number => enginePids.reduce((a, p) => a + cpuSeconds(p), 0);
+  for (const target of TARGETS) {
+    const cpu0 = cpuSeconds(router.pid);
+    const eng0 = engineCpu();
+    const w0 = performance.now();
+    const r = await ctx.gen.run({
+      kind: 'closed',
+      targets: targetUrls(target, cluster, router),
+      path: '/v1/completions',
+      body: bodyFor(target),
+      concurrency: settings.concurrency,
+      warmupMs: settings.warmupMs,
+      durationMs: Math.max(settings.durationMs, 2000) * 1.5,
+    });
+    const wallS = (performance.now() - w0) / 1000;
+    const routerCpuS = cpuSeconds(router.pid) - cpu0;
+    const engineCores = (engineCpu() - eng0) / wallS;
+    const reqPerS = r.completed / (r.windowMs / 1000);
+    const isRouter = target !== 'engine';
+    const routerCores = routerCpuS / wallS;
+    out[target] = {
+      ...toPhase(target, r, wallS, isRouter ? routerCpuS : undefined),
+      reqPerS,
+      engineCores,
+      loadgenCores: r.cpuSeconds / wallS,
+      ...(isRouter ? { routerCores, reqPerSPerRouterCore: reqPerS / routerCores } : {}),
+    };
+    ctx.say(
+      `  closed loop x${settings.concurrency} ${TARGET_LABEL[target].padEnd(20)} ${reqPerS.toFixed(0)} req/s` +
+        (isRouter
+          ? `, router ${routerCores.toFixed(2)} cores -> ${(reqPerS / routerCores).toFixed(0)} req/s per router core`
+          : '') +
+        `, engines ${engineCores.toFixed(2)} cores, load generator ${(r.cpuSeconds / wallS).toFixed(2)} cores` +
+        ` (${errorCount(r)} failed)`,
+    );
+  }
+  return out;
+}
+
+const MB = 1024 * 1024;
+const sleep = (msec: number): Promise<void> => new Promise((r) => setTimeout(r, msec));
+
+/** RSS sampled for `msec`: the lowest and highest reading. */
+async function sampleRss(pid: number, msec: number): Promise<{ min: number; max: number }> {
+  let min = Infinity;
+  let max = 0;
+  const end = Date.now() + msec;
+  do {
+    const v = rssBytes(pid);
+    min = Math.min(min, v);
+    max = Math.max(max, v);
+    await sleep(250);
+  } while (Date.now() < end);
+  return { min, max };
+}
+
+async function generatedTokens(engines: RunningEngine[]): Promise<number> {
+  let sum = 0;
+  for (const e of engines) sum += metricSum(await e.metrics(), 'vllm:generation_tokens_total');
+  return sum;
+}
+
+/** Bytes of one streamed token event, measured on a real stream through the router. */
+async function bytesPerStreamToken(router: RouterProcess): Promise<number> {
+  const res = await fetch(`${router.url}/v1/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ ...SHORT_BODY, max_tokens: 200, stream: true }),
+  });
+  return (await res.text()).length / 200;
+}
+
+async function liveBytes(inspector: Inspector): Promise<number> {
+  await inspector.collectGarbage();
+  const m = await inspector.memoryUsage();
+  return m.heapUsed + m.external;
+}
+
+async function waitForInspector(router: RouterProcess): Promise<Inspector> {
+  for (let i = 0; i < 100 && !router.inspectorUrl; i++) await sleep(50);
+  if (!router.inspectorUrl) throw new Error('the router did not print its inspector URL');
+  return connectInspector(router.inspectorUrl);
+}
+
+export async function memory(ctx: BenchContext): Promise<MemoryResult> {
+  const { gen, settings } = ctx;
+  // A fresh router: earlier phases must not leave heap slack that hides what the streams cost.
+  // The inspector lets us force a full GC, so live bytes can be told apart from garbage.
+  const router = await ctx.startRouter(['--inspect=127.0.0.1:0']);
+  const inspector = await waitForInspector(router);
+  try {
+    ctx.say(`  fresh router process pid ${router.pid}; warming it up with short streams ...`);
+    await gen.run({
+      kind: 'rate',
+      targets: [router.url],
+      path: '/v1/completions',
+      body: JSON.stringify({ ...SHORT_BODY, model: SLOW_MODEL, max_tokens: 2, stream: true }),
+      stream: true,
+      rate: 200,
+      warmupMs: 0,
+      durationMs: 3000,
+      connections: 64,
+    });
+    await sleep(1000);
+    const baseLive = await liveBytes(inspector);
+    const base = await sampleRss(router.pid, 2000);
+    ctx.say(
+      `  router RSS before: ${(base.max / MB).toFixed(1)} MB (live heap + buffers ${(baseLive / MB).toFixed(1)} MB); ` +
+        `opening ${settings.stallStreams} streams that stop reading ...`,
+    );
+    // Outlasts the measurement: the slow engine sends a token every 100 ms.
+    const stallBody = JSON.stringify({ ...SHORT_BODY, model: SLOW_MODEL, max_tokens: 5000, stream: true });
+    const report = await gen.stall({
+      kind: 'stall',
+      target: router.url,
+      path: '/v1/completions',
+      body: stallBody,
+      count: settings.stallStreams,
+    });
+    ctx.say(
+      `  ${report.started} streams started, ${report.failed} failed` +
+        `${report.failed ? ` (first status ${report.firstStatus})` : ''}; sampling RSS for 10 s ...`,
+    );
+    const during = await sampleRss(router.pid, 10_000);
+    const stalledLive = await liveBytes(inspector);
+    await gen.release();
+    await sleep(3000);
+    const after = rssBytes(router.pid);
+    const growth = during.max - base.max;
+    const started = Math.max(1, report.started);
+    const result: MemoryResult = {
+      streams: settings.stallStreams,
+      started: report.started,
+      failed: report.failed,
+      baselineRssMB: base.max / MB,
+      peakRssMB: during.max / MB,
+      afterReleaseRssMB: after / MB,
+      growthMB: growth / MB,
+      perStreamKB: growth / 1024 / started,
+      baselineLiveMB: baseLive / MB,
+      stalledLiveMB: stalledLive / MB,
+      livePerStreamKB: (stalledLive - baseLive) / 1024 / started,
+    };
+    ctx.say(
+      `  RSS ${result.baselineRssMB.toFixed(1)} -> ${result.peakRssMB.toFixed(1)} MB with ${report.started} stalled streams ` +
+        `(${result.perStreamKB.toFixed(1)} KB per stream; live ${result.livePerStreamKB.toFixed(1)} KB per stream); ` +
+        `${result.afterReleaseRssMB.toFixed(1)} MB after release`,
+    );
+    if (settings.deepStallStreams > 0) result.deep = await deepStall(ctx, router, inspector);
+    return result;
+  } finally {
+    inspector.close();
+    await router.stop(5_000);
+  }
+}
+
+/**
+ * Zero-latency engines write as fast as they may: once the kernel's socket buffers are full only
+ * the router's backpressure can stop them, so what they generated vs what the router holds shows it.
+ */
+async function deepStall(
+  ctx: BenchContext,
+  router: RouterProcess,
+  inspector: Inspector,
+): Promise<NonNullable<MemoryResult['deep']>> {
+  const n = ctx.settings.deepStallStreams;
+  const baseLive = await liveBytes(inspector);
+  const baseRss = rssBytes(router.pid);
+  const tokens0 = await generatedTokens(ctx.cluster.decoders);
+  ctx.say(`  deep stall: ${n} zero-latency streams of up to 1,000,000 tokens that stop reading ...`);
+  const body = JSON.stringify({ ...SHORT_BODY, max_tokens: 1_000_000, stream: true });
+  const deep = await ctx.gen.stall({
+    kind: 'stall',
+    target: router.url,
+    path: '/v1/completions',
+    body,
+    count: n,
+  });
+  // Done once the engines stop generating: backpressure has reached them.
+  let last = -1;
+  let tokens = tokens0;
+  let peakRss = baseRss;
+  for (let i = 0; i < 60 && tokens !== last; i++) {
+    last = tokens;
+    await sleep(1000);
+    peakRss = Math.max(peakRss, rssBytes(router.pid));
+    tokens = await generatedTokens(ctx.cluster.decoders);
+  }
+  const live = await liveBytes(inspector);
+  const sseBytesPerToken = await bytesPerStreamToken(router);
+  await ctx.gen.release();
+  const started = Math.max(1, deep.started);
+  const out = {
+    streams: n,
+    started: deep.started,
+    baselineLiveMB: baseLive / MB,
+    stalledLiveMB: live / MB,
+    livePerStreamKB: (live - baseLive) / 1024 / started,
+    rssPerStreamKB: (peakRss - baseRss) / 1024 / started,
+    generatedPerStreamMB: ((tokens - tokens0) * sseBytesPerToken) / MB / started,
+  };
+  ctx.say(
+    `  deep stall: the engines generated ${out.generatedPerStreamMB.toFixed(1)} MB per stream, then blocked; the router ` +
+      `holds ${out.livePerStreamKB.toFixed(0)} KB live per stream (RSS grew ${out.rssPerStreamKB.toFixed(0)} KB per stream)`,
+  );
+  return out;
+}
+
+/** One CPU-profiled router per path; samples from start-up and warm-up are left out. */
+export async function profile(ctx: BenchContext): Promise<ProfileResult[]> {
+  const out: ProfileResult[] = [];
+  for (const target of ['router-direct', 'router-dpd'] as const) {
+    const dir = path.join(ctx.repoRoot, '.bench', 'profile', target);
+    await mkdir(dir, { recursive: true });
+    const router = await ctx.startRouter(['--cpu-prof', '--cpu-prof-dir', dir]);
+    const job = {
+      kind: 'closed' as const,
+      targets: [router.url],
+      path: '/v1/completions',
+      body: bodyFor(target),
+      concurrency: ctx.settings.concurrency,
+      warmupMs: 0,
+    };
+    await ctx.gen.run({ ...job, durationMs: 2000 });
+    const fromUs = Number(process.hrtime.bigint() / 1000n);
+    const r = await ctx.gen.run({ ...job, durationMs: Math.max(ctx.settings.durationMs, 5000) });
+    // The profile is written when the router exits cleanly.
+    await router.stop(30_000);
+    const file = await newestProfile(dir);
+    const reqPerS = r.completed / (r.windowMs / 1000);
+    out.push({
+      path: target,
+      file: path.relative(ctx.repoRoot, file),
+      reqPerS,
+      hotSpots: hotSpots(file, ctx.repoRoot, { fromUs }),
+    });
+    ctx.say(
+      `  ${TARGET_LABEL[target]}: ${reqPerS.toFixed(0)} req/s while profiled; ${path.relative(ctx.repoRoot, file)}`,
+    );
+  }
+  return out;
+}
