@@ -128,6 +128,12 @@ export function generationHandler(deps: HandlerDeps, kind: GenerationKind) {
           (firstByteAt - startedAt) / 1000,
         );
       }
+      log.debug('request finished', {
+        cluster: clusterName,
+        path,
+        status: Number(status),
+        durationMs: Math.round(performance.now() - startedAt),
+      });
     }
   };
 }
