@@ -64,10 +64,6 @@ export class RouterError extends Error {
   }
 }
 
-export function routerError(code: ErrorCode, message: string, details?: string[]): RouterError {
-  return new RouterError(code, message, details ? { details } : {});
-}
-
 /** Any thrown value as a RouterError (unknown throws become INTERNAL). */
 export function asRouterError(err: unknown): RouterError {
   if (err instanceof RouterError) return err;

@@ -36,10 +36,6 @@ export class ClientWriter {
     return this.committed || this.res.headersSent;
   }
 
-  get gone(): boolean {
-    return this.res.destroyed || (this.res.writableEnded && !this.res.writableFinished);
-  }
-
   /** Records the status and headers; they go out with the first write. */
   begin(status: number, headers: OutgoingHttpHeaders, sse: boolean): void {
     this.pendingHead = { status, headers };
