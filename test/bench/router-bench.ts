@@ -12,6 +12,7 @@ import { startEngine, type EngineOptions, type RunningEngine } from '../sim/harn
 import { getText, metricSum } from './router-http.js';
 import { LoadGenerator } from './router-load.js';
 import {
+  BackgroundCpu,
   MODEL,
   SLOW_MODEL,
   STREAM_TOKENS,
@@ -44,10 +45,12 @@ const HELP = `Usage: npm run bench:router -- [options]
   --deep-stall-streams N  streams pushed until backpressure reaches the engine (default 20)
   --skip LIST             skip parts: latency,ttft,throughput,memory
   --profile               also run a CPU-profiled router per path and list its hot spots
+  --wait-quiet-s N        first wait up to N s for other processes to use < 0.3 cores (default 0)
   --quick                 short smoke run (1 round of 2 s, 200 stalled streams)
   --out FILE              JSON results (default .bench/router-bench.json)`;
 
 interface Options extends Settings {
+  waitQuietS: number;
   rates: number[];
   streamRate: number;
   decoders: number;
@@ -78,6 +81,7 @@ function parseOptions(): Options | undefined {
       skip: { type: 'string', default: '' },
       profile: { type: 'boolean', default: false },
       quick: { type: 'boolean', default: false },
+      'wait-quiet-s': { type: 'string', default: '0' },
       out: { type: 'string', default: path.join(REPO_ROOT, '.bench', 'router-bench.json') },
       help: { type: 'boolean', default: false },
     },
@@ -100,6 +104,7 @@ function parseOptions(): Options | undefined {
     durationMs: (quick ? 2 : num('duration-s', 0.5)) * 1000,
     rounds: quick ? 1 : Math.round(num('rounds', 1)),
     warmupMs: (quick ? 0.5 : num('warmup-s', 0)) * 1000,
+    waitQuietS: num('wait-quiet-s', 0),
     streamRate: num('stream-rate', 1),
     concurrency: Math.round(num('concurrency', 1)),
     decoders: Math.round(num('decoders', 1)),
@@ -187,6 +192,20 @@ async function startRouter(cluster: Cluster, nodeFlags: string[] = []): Promise<
   return router;
 }
 
+/** Background CPU over 3 s windows until below QUIET_CORES or `maxS` passed; returns the last reading. */
+async function waitForQuiet(maxS: number): Promise<number> {
+  const QUIET_CORES = 0.3;
+  const deadline = Date.now() + maxS * 1000;
+  const bg = new BackgroundCpu(() => []);
+  for (;;) {
+    bg.start();
+    await new Promise((r) => setTimeout(r, 3000));
+    const cores = bg.cores();
+    if (cores < QUIET_CORES || Date.now() >= deadline) return cores;
+    say(`waiting for a quieter machine: other processes use ${cores.toFixed(2)} cores`);
+  }
+}
+
 async function main(): Promise<number> {
   const opts = parseOptions();
   if (!opts) return 0;
@@ -197,11 +216,15 @@ async function main(): Promise<number> {
     node: process.version,
     kernel: os.release(),
     loadAvgAtStart: os.loadavg().map((x) => Number(x.toFixed(2))),
+    otherProcessesCoresAtStart: 0,
   };
   say(
     `machine: ${machine.cpus} cores (${machine.cpuModel}), ${machine.memGB} GB, Node ${machine.node}, ` +
       `load average ${machine.loadAvgAtStart.join(' ')}`,
   );
+  const quiet = await waitForQuiet(opts.waitQuietS);
+  machine.otherProcessesCoresAtStart = Number(quiet.toFixed(2));
+  say(`other processes on this machine use ${quiet.toFixed(2)} cores right now`);
   const cluster = await startCluster(opts);
   const gen = await LoadGenerator.start();
   cleanups.push(() => gen.stop());

@@ -8,7 +8,7 @@ import type { LoadGenerator } from './router-load.js';
 import type { LoadResult } from './router-load-types.js';
 import { connectInspector, type Inspector } from './router-inspector.js';
 import { hotSpots, newestProfile, type HotSpot } from './router-profile.js';
-import { cpuSeconds, rssBytes, type RouterProcess } from './router-process.js';
+import { cpuSeconds, machineBusySeconds, rssBytes, type RouterProcess } from './router-process.js';
 import { median, summarize, type Summary } from './router-stats.js';
 
 export const MODEL = 'bench';
@@ -68,6 +68,8 @@ export interface Phase {
   scheduleLagP99: number;
   loadgenCpuS: number;
   wallS: number;
+  /** Cores used by processes outside the benchmark meanwhile (noise), averaged over the rounds. */
+  backgroundCores?: number;
   routerCpuS?: number;
   /** Router CPU per request sent (warm-up included), ms. */
   routerCpuMsPerRequest?: number;
@@ -117,6 +119,47 @@ export interface ProfileResult {
   file: string;
   reqPerS: number;
   hotSpots: HotSpot[];
+}
+
+/**
+ * CPU used on this machine by processes that are not part of the benchmark (other jobs): the
+ * machine's busy time minus the router's, the engines', the generator's and this process's.
+ */
+export class BackgroundCpu {
+  private busy0 = 0;
+  private ours0 = 0;
+  private wall0 = 0;
+
+  constructor(private readonly pids: () => number[]) {}
+
+  private ours(): number {
+    const self = process.cpuUsage();
+    return this.pids().reduce((a, p) => a + cpuSeconds(p), 0) + (self.user + self.system) / 1e6;
+  }
+
+  start(): void {
+    this.busy0 = machineBusySeconds();
+    this.ours0 = this.ours();
+    this.wall0 = performance.now();
+  }
+
+  /** Average cores used by other processes since start(). */
+  cores(): number {
+    const wallS = (performance.now() - this.wall0) / 1000;
+    const other = machineBusySeconds() - this.busy0 - (this.ours() - this.ours0);
+    return Math.max(0, other / Math.max(wallS, 0.001));
+  }
+}
+
+export function benchPids(ctx: BenchContext, router?: RouterProcess): number[] {
+  const { cluster } = ctx;
+  return [
+    ...(router ? [router.pid] : []),
+    ctx.gen.pid,
+    cluster.slow.pid,
+    ...cluster.decoders.map((e) => e.pid),
+    ...cluster.prefillers.map((e) => e.pid),
+  ];
 }
 
 export function errorCount(p: { errors: Record<string, number> }): number {
@@ -195,10 +238,13 @@ export async function fixedRate(
   const parts: Record<TargetName, LoadResult[]> = { engine: [], 'router-direct': [], 'router-dpd': [] };
   const cpu: Record<TargetName, number> = { engine: 0, 'router-direct': 0, 'router-dpd': 0 };
   const wall: Record<TargetName, number> = { engine: 0, 'router-direct': 0, 'router-dpd': 0 };
+  const bg: Record<TargetName, number[]> = { engine: [], 'router-direct': [], 'router-dpd': [] };
+  const background = new BackgroundCpu(() => benchPids(ctx, router));
   for (let round = 1; round <= settings.rounds; round++) {
     for (const target of TARGETS) {
       const cpu0 = cpuSeconds(router.pid);
       const w0 = performance.now();
+      background.start();
       const r = await ctx.gen.run({
         kind: 'rate',
         targets: targetUrls(target, ctx.cluster, router),
@@ -212,11 +258,13 @@ export async function fixedRate(
       });
       cpu[target] += cpuSeconds(router.pid) - cpu0;
       wall[target] += (performance.now() - w0) / 1000;
+      bg[target].push(background.cores());
       parts[target].push(r);
       const s = summarize(stream ? r.ttftMs : r.latenciesMs);
       ctx.say(
         `  ${stream ? 'stream ' : ''}${rate}/s round ${round}/${settings.rounds} ${TARGET_LABEL[target].padEnd(20)} ` +
-          `${stream ? 'TTFT ' : ''}p50 ${ms(s.p50)} ms, p99 ${ms(s.p99)} ms (${r.completed} ok, ${errorCount(r)} failed)`,
+          `${stream ? 'TTFT ' : ''}p50 ${ms(s.p50)} ms, p99 ${ms(s.p99)} ms (${r.completed} ok, ${errorCount(r)} failed;` +
+          ` other processes ${bg[target].at(-1)!.toFixed(2)} cores)`,
       );
     }
   }
@@ -228,6 +276,7 @@ export async function fixedRate(
     const phase = toPhase(t, merge(parts[t]), wall[t], t === 'engine' ? undefined : cpu[t]);
     const rounds = parts[t].map(main);
     phase.rounds = rounds.map((s) => ({ p50: s.p50, p99: s.p99 }));
+    phase.backgroundCores = bg[t].reduce((a, b) => a + b, 0) / Math.max(1, bg[t].length);
     if (t !== 'engine') {
       phase.routerCpuMsPerRequest = (cpu[t] * 1000) / sent;
       // Paired with the engine round run just before it, so both saw the same background.
@@ -247,10 +296,12 @@ export async function maxThroughput(
   const out = {} as Record<TargetName, ThroughputRow>;
   const enginePids = [...cluster.decoders, ...cluster.prefillers].map((e) => e.pid);
   const engineCpu = (): number => enginePids.reduce((a, p) => a + cpuSeconds(p), 0);
+  const background = new BackgroundCpu(() => benchPids(ctx, router));
   for (const target of TARGETS) {
     const cpu0 = cpuSeconds(router.pid);
     const eng0 = engineCpu();
     const w0 = performance.now();
+    background.start();
     const r = await ctx.gen.run({
       kind: 'closed',
       targets: targetUrls(target, cluster, router),
@@ -261,6 +312,7 @@ export async function maxThroughput(
       durationMs: Math.max(settings.durationMs, 2000) * 1.5,
     });
     const wallS = (performance.now() - w0) / 1000;
+    const backgroundCores = background.cores();
     const routerCpuS = cpuSeconds(router.pid) - cpu0;
     const engineCores = (engineCpu() - eng0) / wallS;
     const reqPerS = r.completed / (r.windowMs / 1000);
@@ -271,6 +323,7 @@ export async function maxThroughput(
       reqPerS,
       engineCores,
       loadgenCores: r.cpuSeconds / wallS,
+      backgroundCores,
       ...(isRouter ? { routerCores, reqPerSPerRouterCore: reqPerS / routerCores } : {}),
     };
     ctx.say(
@@ -278,8 +331,8 @@ export async function maxThroughput(
         (isRouter
           ? `, router ${routerCores.toFixed(2)} cores -> ${(reqPerS / routerCores).toFixed(0)} req/s per router core`
           : '') +
-        `, engines ${engineCores.toFixed(2)} cores, load generator ${(r.cpuSeconds / wallS).toFixed(2)} cores` +
-        ` (${errorCount(r)} failed)`,
+        `, engines ${engineCores.toFixed(2)} cores, load generator ${(r.cpuSeconds / wallS).toFixed(2)} cores,` +
+        ` other processes ${backgroundCores.toFixed(2)} cores (${errorCount(r)} failed)`,
     );
   }
   return out;

@@ -137,12 +137,24 @@ export async function startRouterProcess(opts: RouterProcessOptions): Promise<Ro
 
 const CLOCK_TICKS_PER_S = 100; // USER_HZ, 100 on every Linux architecture Node supports
 
-/** User + system CPU seconds a process has used so far (Linux /proc). */
+/** User + system CPU seconds a process has used so far (Linux /proc); 0 once it is gone. */
 export function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return 0;
+  }
   // Fields after the command name (which may hold spaces) start after the last ')'.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S;
+}
+
+/** CPU seconds the whole machine has been busy (all cores; user, nice, system, irq, softirq, steal). */
+export function machineBusySeconds(): number {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
+  const f = line.trim().split(/\s+/).slice(1).map(Number);
+  return (f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + f[7]!) / CLOCK_TICKS_PER_S;
 }
 
 /** Resident set size in bytes (Linux /proc). */

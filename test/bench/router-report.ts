@@ -122,6 +122,7 @@ export function renderReport(r: BenchResults): string {
           'added p99',
           'router CPU/req',
           'gen lag p99',
+          'other cores',
           'note',
         ],
         ...Object.entries(r.latency).flatMap(([rate, phases]) =>
@@ -139,13 +140,15 @@ export function renderReport(r: BenchResults): string {
               plus(p.addedP99Median),
               p.routerCpuMsPerRequest !== undefined ? `${ms(p.routerCpuMsPerRequest, 3)} ms` : '',
               ms(p.scheduleLagP99),
+              ms(p.backgroundCores),
               p.latency.p50 > SATURATED_P50_MS ? 'saturated' : '',
             ];
           }),
         ),
       ]),
       '  p50/p90/p99 pool all rounds; "added" is the median over rounds of (router - engine) in the same round.',
-      `  "gen lag": how late the load generator sent (its own health); "saturated": p50 above ${SATURATED_P50_MS} ms against`,
+      '  "gen lag": how late the load generator sent (its own health); "other cores": CPU used meanwhile by processes',
+      `  outside the benchmark (noise); "saturated": p50 above ${SATURATED_P50_MS} ms against`,
       '  zero-latency engines, i.e. the machine (router + engines + generator on the same cores) is past capacity.',
     );
   }
@@ -155,7 +158,18 @@ export function renderReport(r: BenchResults): string {
       '',
       `Time to first token (streams of ${r.streamTokens} tokens at ${r.streamRate} req/s, ms from the scheduled send to the first body byte)`,
       table([
-        ['target', '', 'ok', 'failed', 'TTFT p50', 'TTFT p90', 'TTFT p99', 'added p50', 'added p99'],
+        [
+          'target',
+          '',
+          'ok',
+          'failed',
+          'TTFT p50',
+          'TTFT p90',
+          'TTFT p99',
+          'added p50',
+          'added p99',
+          'other cores',
+        ],
         ...TARGETS.map((t) => {
           const p = ttft[t];
           return [
@@ -168,6 +182,7 @@ export function renderReport(r: BenchResults): string {
             ms(p.ttft?.p99),
             plus(p.addedP50Median),
             plus(p.addedP99Median),
+            ms(p.backgroundCores),
           ];
         }),
       ]),
@@ -190,6 +205,7 @@ export function renderReport(r: BenchResults): string {
           'req/s per router core',
           'engine cores',
           'load gen cores',
+          'other cores',
         ],
         ...TARGETS.map((t) => {
           const p = tp[t];
@@ -204,6 +220,7 @@ export function renderReport(r: BenchResults): string {
             p.reqPerSPerRouterCore !== undefined ? p.reqPerSPerRouterCore.toFixed(0) : '',
             p.engineCores.toFixed(2),
             p.loadgenCores.toFixed(2),
+            ms(p.backgroundCores),
           ];
         }),
       ]),
