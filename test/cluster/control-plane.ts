@@ -55,8 +55,11 @@ export interface Cluster {
   kubelet?: LoopbackKubelet;
   /** Runs the built kubectl against this cluster; throws on a non-zero exit unless allowFailure. */
   kubectl(args: string[], opts?: { input?: string; allowFailure?: boolean }): Promise<KubectlResult>;
-  /** Stops kube-apiserver and starts it again on the same port (clients see a real outage). */
-  restartApiServer(opts?: { downMs?: number }): Promise<void>;
+  /**
+   * Stops kube-apiserver (SIGTERM, SIGKILL after graceMs, default 2 s), waits downMs, starts it
+   * again on the same port and waits for /readyz: clients see a real outage.
+   */
+  restartApiServer(opts?: { downMs?: number; graceMs?: number }): Promise<void>;
   /** A kubeconfig acting as an existing ServiceAccount (TokenRequest token). */
   serviceAccountKubeconfig(namespace: string, serviceAccount: string): Promise<string>;
   processes(): ProcessInfo[];
@@ -128,6 +131,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Clus
     const etcdPeer = `http://127.0.0.1:${etcdPeerPort}`;
     const etcd = registry.spawn('etcd', bin('etcd'), {
       logPath: logOf('etcd'),
+      layer: 0,
       args: [
         `--data-dir=${dirs.etcd}`,
         `--listen-client-urls=${etcdUrl}`,
@@ -175,6 +179,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Clus
       registry.spawn('kube-apiserver', bin('kube-apiserver'), {
         logPath: logOf('kube-apiserver'),
         args: apiserverArgs,
+        layer: 1,
       });
     const waitApiServerReady = (proc: ManagedProcess): Promise<true> =>
       waitFor(
@@ -191,6 +196,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Clus
     if (opts.tier === 'full') {
       const controllerManager = registry.spawn('kube-controller-manager', bin('kube-controller-manager'), {
         logPath: logOf('kube-controller-manager'),
+        layer: 2,
         args: [
           `--kubeconfig=${kubeconfigPath}`,
           '--leader-elect=false',
@@ -207,6 +213,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Clus
       });
       const scheduler = registry.spawn('kube-scheduler', bin('kube-scheduler'), {
         logPath: logOf('kube-scheduler'),
+        layer: 2,
         args: [
           `--kubeconfig=${kubeconfigPath}`,
           `--authentication-kubeconfig=${kubeconfigPath}`,
@@ -258,7 +265,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Clus
       kubelet,
       kubectl: (args, kopts) => runKubectl(bin('kubectl'), kubeconfigPath, args, kopts),
       restartApiServer: async (ropts) => {
-        await apiserver.stop(10_000);
+        // with clients watching, a graceful stop waits 60 s for them; the outage is what matters
+        await apiserver.stop(ropts?.graceMs ?? 2000);
         if (ropts?.downMs) await new Promise((r) => setTimeout(r, ropts.downMs));
         apiserver = startApiServer();
         await waitApiServerReady(apiserver);

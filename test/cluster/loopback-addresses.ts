@@ -1,9 +1,12 @@
-// Pod addresses of loopback nodes: node i owns 127.(i+1).0.0/16, so every pod gets its own IP and
-// can bind the same ports as its neighbours (all of 127.0.0.0/8 reaches lo on Linux).
+// Pod addresses of loopback nodes: a node owns 127.N.0.0/16 (N claimed in loopback-octets.ts), so
+// every pod gets its own IP and can bind the same ports as its neighbours (all of 127.0.0.0/8
+// reaches lo on Linux).
 
-export function nodePodCidr(nodeIndex: number): string {
-  if (nodeIndex < 0 || nodeIndex > 253) throw new Error(`node index ${nodeIndex} out of range 0..253`);
-  return `127.${nodeIndex + 1}.0.0/16`;
+export function nodePodCidr(secondOctet: number): string {
+  if (!Number.isInteger(secondOctet) || secondOctet < 1 || secondOctet > 254) {
+    throw new Error(`second octet ${secondOctet} out of range 1..254`);
+  }
+  return `127.${secondOctet}.0.0/16`;
 }
 
 /**
@@ -18,9 +21,11 @@ export class LoopbackAddressPool {
   private static readonly HOSTS_PER_BLOCK = 254;
   private static readonly SIZE = 256 * 254;
 
-  constructor(readonly nodeIndex: number) {
-    this.prefix = `127.${nodeIndex + 1}`;
-    nodePodCidr(nodeIndex);
+  readonly cidr: string;
+
+  constructor(readonly secondOctet: number) {
+    this.cidr = nodePodCidr(secondOctet);
+    this.prefix = `127.${secondOctet}`;
   }
 
   private at(i: number): string {
@@ -38,7 +43,7 @@ export class LoopbackAddressPool {
         return ip;
       }
     }
-    throw new Error(`no free address left in ${nodePodCidr(this.nodeIndex)}`);
+    throw new Error(`no free address left in ${this.cidr}`);
   }
 
   /** Marks an address (e.g. one found in an existing pod's status) as taken; false if not ours or taken. */

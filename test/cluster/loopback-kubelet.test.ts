@@ -121,9 +121,13 @@ describe('loopback kubelet, full tier', () => {
     const ready = await readyPods(3);
     const ips = ready.map((p) => p.status?.podIP ?? '');
     expect(new Set(ips).size).toBe(3);
+    const cidrs = new Map(
+      (await core.listNode()).items.map((n) => [n.metadata?.name, n.spec?.podCIDR ?? '']),
+    );
     for (const p of ready) {
       const ip = p.status?.podIP ?? '';
-      expect(ip).toMatch(/^127\.[12]\.\d+\.\d+$/);
+      // inside the /16 of the node it runs on
+      expect(ip.split('.').slice(0, 2)).toEqual(cidrs.get(p.spec?.nodeName)?.split('.').slice(0, 2));
       expect(p.status?.podIPs).toEqual([{ ip }]);
       expect(p.status?.hostIP).toBe('127.0.0.1');
       expect(p.status?.containerStatuses?.[0]).toMatchObject({ name: 'engine', ready: true, started: true });
@@ -260,6 +264,27 @@ describe('loopback kubelet, full tier', () => {
       expect(res.status).toBe(200);
       expect(((await res.json()) as { choices: unknown[] }).choices.length).toBe(1);
     }
+  });
+
+  test('a readiness change during an API server outage reaches the API once it is back', async () => {
+    const [victim] = await readyPods(1);
+    const name = victim.metadata?.name ?? '';
+    const restarted = cluster.restartApiServer({ downMs: 6000 });
+    await waitFor(
+      'kube-apiserver to be down',
+      () => cluster.kubectl(['get', '--raw=/readyz'], { allowFailure: true }).then((r) => r.code !== 0),
+      WAIT,
+    );
+    cluster.kubelet?.hangEngine(name, NS);
+    await waitFor(
+      'the kubelet to see the hung engine',
+      () => cluster.kubelet?.engines().some((e) => e.name === name && !e.ready),
+      WAIT,
+    );
+    await restarted;
+    await waitFor('pod NotReady in the API after the outage', async () => !isReady(await pod(name)), WAIT);
+    cluster.kubelet?.resumeEngine(name, NS);
+    await waitFor('pod Ready after resume', async () => isReady(await pod(name)), WAIT);
   });
 
   test('stop() ends the control plane and every engine and removes the work dir', async () => {

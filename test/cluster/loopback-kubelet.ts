@@ -2,11 +2,13 @@
 // fresh, and runs each pod bound to them as an engine-simulator process on its own loopback IP,
 // reporting pod status the way a kubelet does (IPs, phase, container states, Ready).
 import type { KubeConfig, V1Pod } from '@kubernetes/client-node';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { CLUSTER_DIR, REPO_ROOT } from './bins.js';
-import { engineLaunch } from './engine-launch.js';
+import { engineLaunch, httpPortOf } from './engine-launch.js';
 import { ListWatch } from './list-watch.js';
 import { LoopbackAddressPool } from './loopback-addresses.js';
+import { claimOctets, releaseOctets } from './loopback-octets.js';
 import {
   DEFAULT_NODE_CAPACITY,
   LOOPBACK_HOST_IP,
@@ -18,6 +20,7 @@ import {
 import { kubeMicroTime, kubeTime, podStatusPatch, type ObservedPod, type Termination } from './pod-status.js';
 import type { ManagedProcess, ProcessRegistry } from './processes.js';
 import { isConflict, isNotFound, kubeRequest } from './rest.js';
+import { sleep } from './wait.js';
 
 export interface EngineCommand {
   command: string;
@@ -102,6 +105,7 @@ interface PodRuntime {
   probing: boolean;
   probeTimer?: NodeJS.Timeout;
   restartTimer?: NodeJS.Timeout;
+  retryTimer?: NodeJS.Timeout;
   statusChain: Promise<void>;
 }
 
@@ -120,6 +124,7 @@ export class LoopbackKubelet {
   private readonly timers: NodeJS.Timeout[] = [];
   private watch: ListWatch<V1Pod> | undefined;
   private stopped = false;
+  private octets: number[] = [];
   private readonly o: Required<Omit<LoopbackKubeletOptions, 'log'>> & Pick<LoopbackKubeletOptions, 'log'>;
 
   constructor(opts: LoopbackKubeletOptions) {
@@ -148,9 +153,11 @@ export class LoopbackKubelet {
   /** Registers the nodes and their leases, then starts watching pods. */
   async start(): Promise<void> {
     const now = new Date();
+    this.octets = claimOctets(this.nodeNames.length);
     await Promise.all(
       this.nodeNames.map(async (name, index) => {
-        const state: NodeState = { name, index, pool: new LoopbackAddressPool(index), since: kubeTime(now) };
+        const pool = new LoopbackAddressPool(this.octets[index]);
+        const state: NodeState = { name, index, pool, since: kubeTime(now) };
         this.nodes.set(name, state);
         await this.registerNode(state, now);
       }),
@@ -180,6 +187,7 @@ export class LoopbackKubelet {
         await rt.engine?.stop(2000);
       }),
     );
+    releaseOctets(this.octets);
   }
 
   engines(): EngineInfo[] {
@@ -241,7 +249,7 @@ export class LoopbackKubelet {
       const created = await kubeRequest<{ metadata: { uid: string } }>(kc, {
         method: 'POST',
         path: '/api/v1/nodes',
-        body: nodeObject(node.name, node.index, this.o.capacity, now),
+        body: nodeObject(node.name, node.pool.cidr, this.o.capacity, now),
       });
       node.uid = created.metadata.uid;
     } catch (err) {
@@ -364,7 +372,19 @@ export class LoopbackKubelet {
       statusChain: Promise.resolve(),
     };
     this.pods.set(rt.uid, rt);
-    this.log(`pod ${rt.namespace}/${rt.name} -> ${ip} on ${node.name}`);
+    void this.firstStart(rt);
+  }
+
+  /** Moves the pod off an address whose port something outside this kubelet holds, then starts it. */
+  private async firstStart(rt: PodRuntime): Promise<void> {
+    const port = httpPortOf(rt.pod);
+    for (let tries = 0; tries < 16 && !(await canBind(rt.ip, port)); tries++) {
+      this.log(`${rt.ip}:${port} is taken outside this cluster; skipping that address`);
+      rt.ip = rt.pool.allocate(); // the taken address stays reserved, so it is not offered again
+      rt.observed = { ...rt.observed, podIP: rt.ip };
+    }
+    if (rt.gone || rt.terminating || this.stopped) return;
+    this.log(`pod ${rt.namespace}/${rt.name} -> ${rt.ip} on ${rt.nodeName}`);
     this.startEngine(rt);
     rt.probeTimer = setInterval(() => void this.probe(rt), this.o.readinessPeriodMs);
   }
@@ -471,19 +491,25 @@ export class LoopbackKubelet {
 
   /** Serialised per pod, built from the latest observation when it is sent. */
   private pushStatus(rt: PodRuntime): void {
-    rt.statusChain = rt.statusChain
-      .then(async () => {
-        if (rt.gone) return;
+    rt.statusChain = rt.statusChain.then(async () => {
+      if (rt.gone || this.stopped) return;
+      try {
         await kubeRequest(this.o.kubeConfig, {
           method: 'PATCH',
           path: `/api/v1/namespaces/${rt.namespace}/pods/${rt.name}/status`,
           patchType: 'strategic',
           body: podStatusPatch(rt.pod, rt.observed),
         });
-      })
-      .catch((err: Error) => {
-        if (!isNotFound(err)) this.log(`status of ${rt.namespace}/${rt.name}: ${err.message}`);
-      });
+      } catch (err) {
+        if (isNotFound(err)) return;
+        this.log(`status of ${rt.namespace}/${rt.name}: ${(err as Error).message}`);
+        // the API server may be restarting: send the then-current status again shortly
+        rt.retryTimer ??= setTimeout(() => {
+          rt.retryTimer = undefined;
+          this.pushStatus(rt);
+        }, 1000);
+      }
+    });
   }
 
   private async terminate(rt: PodRuntime): Promise<void> {
@@ -521,24 +547,43 @@ export class LoopbackKubelet {
   }
 
   private async deletePod(namespace: string, name: string, uid: string): Promise<void> {
-    await kubeRequest(this.o.kubeConfig, {
-      method: 'DELETE',
-      path: `/api/v1/namespaces/${namespace}/pods/${name}`,
-      body: { apiVersion: 'v1', kind: 'DeleteOptions', gracePeriodSeconds: 0, preconditions: { uid } },
-    }).catch((err: Error) => {
-      if (!isNotFound(err) && !isConflict(err)) this.log(`delete ${namespace}/${name}: ${err.message}`);
-    });
+    // retried: a pod left terminating after an API server outage would never go away
+    for (let attempt = 0; attempt < 120 && !this.stopped; attempt++) {
+      try {
+        await kubeRequest(this.o.kubeConfig, {
+          method: 'DELETE',
+          path: `/api/v1/namespaces/${namespace}/pods/${name}`,
+          body: { apiVersion: 'v1', kind: 'DeleteOptions', gracePeriodSeconds: 0, preconditions: { uid } },
+        });
+        return;
+      } catch (err) {
+        if (isNotFound(err) || isConflict(err)) return; // gone, or a new pod of that name
+        if (attempt === 0) this.log(`delete ${namespace}/${name}: ${(err as Error).message} (retrying)`);
+        await sleep(1000);
+      }
+    }
   }
 
   private clearTimers(rt: PodRuntime): void {
     if (rt.probeTimer) clearInterval(rt.probeTimer);
     if (rt.restartTimer) clearTimeout(rt.restartTimer);
+    if (rt.retryTimer) clearTimeout(rt.retryTimer);
     rt.probeTimer = undefined;
     rt.restartTimer = undefined;
+    rt.retryTimer = undefined;
   }
 
   private forget(rt: PodRuntime): void {
     if (this.pods.get(rt.uid) === rt) this.pods.delete(rt.uid);
     rt.pool.release(rt.ip);
   }
+}
+
+/** False when ip:port is already bound (EADDRINUSE); other errors are left to the engine to report. */
+function canBind(ip: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.once('error', (err: NodeJS.ErrnoException) => resolve(err.code !== 'EADDRINUSE'));
+    srv.listen({ host: ip, port, exclusive: true }, () => srv.close(() => resolve(true)));
+  });
 }

@@ -1,5 +1,4 @@
 // Node and Lease bodies the loopback kubelet registers and keeps fresh (pure builders).
-import { nodePodCidr } from './loopback-addresses.js';
 import { kubeMicroTime, kubeTime } from './pod-status.js';
 
 export const LOOPBACK_NODE_LABEL = 'disagg.dev/loopback-kubelet';
@@ -58,8 +57,7 @@ export function nodeStatus(now: Date, since: string, capacity: Record<string, st
   };
 }
 
-export function nodeObject(name: string, index: number, capacity: Record<string, string>, now: Date): object {
-  const cidr = nodePodCidr(index);
+export function nodeObject(name: string, cidr: string, capacity: Record<string, string>, now: Date): object {
   return {
     apiVersion: 'v1',
     kind: 'Node',

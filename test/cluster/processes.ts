@@ -12,6 +12,7 @@ export interface ProcessInfo {
 
 export interface ManagedProcess extends ProcessInfo {
   child: ChildProcess;
+  layer: number;
   logPath: string;
   /** Resolves with the exit code (or the signal name) once the process is gone. */
   exited: Promise<number | string>;
@@ -30,6 +31,8 @@ export interface SpawnOptions {
   logPath: string;
   /** Called with each complete stdout line (the log file still gets everything). */
   onStdoutLine?: (line: string) => void;
+  /** close() stops higher layers first (e.g. engines 100, controllers 2, apiserver 1, etcd 0). Default 100. */
+  layer?: number;
 }
 
 /** Sends sig to process group pgid; a group that is already gone is not an error. */
@@ -114,6 +117,7 @@ export class ProcessRegistry {
       name,
       pid,
       child,
+      layer: opts.layer ?? 100,
       logPath: opts.logPath,
       exited,
       get hasExited() {
@@ -147,12 +151,16 @@ export class ProcessRegistry {
     return [...this.live.values()].map(({ name, pid }) => ({ name, pid }));
   }
 
-  /** Stops every process, newest first and one at a time, then removes the work dir. */
+  /** Stops every process, layer by layer from the top, then removes the work dir. */
   async close(graceMs = 5000): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    // in order: kube-apiserver shuts down quickly only while etcd still answers
-    for (const p of [...this.live.values()].reverse()) await p.stop(graceMs);
+    // in layers: kube-apiserver drains its watches for up to 60 s while clients remain, and
+    // shuts down quickly only while etcd still answers
+    const layers = [...new Set([...this.live.values()].map((p) => p.layer))].sort((a, b) => b - a);
+    for (const layer of layers) {
+      await Promise.all([...this.live.values()].filter((p) => p.layer === layer).map((p) => p.stop(graceMs)));
+    }
     this.killAllSync();
     openRegistries.delete(this);
   }
