@@ -1,6 +1,7 @@
 // `make demo` (test/demo/cluster-demo.ts) end to end: it reaches 2P1D, routes the short request
 // direct and the long one prefill -> decode through the pods it names, scales to 2P2D, and leaves
-// no process or work dir behind, whether it ends with --once, on Ctrl-C or on a failure.
+// no process or work dir behind, whether it ends with --once, on Ctrl-C or on a failure. Also runs
+// test/demo/threshold-sweep.ts, whose table docs/operations.md quotes.
 import { afterEach, describe, expect, jest, test } from '@jest/globals';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -198,5 +199,39 @@ describe('make demo', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  test('the threshold sweep of docs/operations.md runs and prints its table (DPD and direct checked per row)', async () => {
+    const sweep = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        join(REPO_ROOT, 'test', 'demo', 'threshold-sweep.ts'),
+        '--lengths',
+        '32,512',
+        '--samples',
+        '2',
+        '--background',
+        '2',
+        '--json',
+      ],
+      { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    sweep.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    sweep.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const code = await new Promise((r) => sweep.once('exit', r));
+    expect({ code, out }).toEqual({
+      code: 0,
+      out: expect.stringContaining('| prompt tokens | TTFT direct (ms) | TTFT DPD (ms) |'),
+    });
+    expect(out).toMatch(/^\| 32 \| \d+ \| \d+ \| [+-]\d+ \|/m);
+    expect(out).toMatch(/^\| 512 \| \d+ \| \d+ \| [+-]\d+ \|/m);
+    const json = JSON.parse(out.split('\n').find((l) => l.startsWith('{"event":"threshold-sweep"'))!) as {
+      rows: Array<{ tokens: number; ttftDirectMs: number; ttftDpdMs: number }>;
+    };
+    expect(json.rows.map((r) => r.tokens)).toEqual([32, 512]);
+    for (const r of json.rows) expect(r.ttftDirectMs > 0 && r.ttftDpdMs > 0).toBe(true);
   });
 });
