@@ -117,6 +117,8 @@ async function waitReady(env: E2eEnv, t: Target, want: string, generation: numbe
   } catch (err) {
     throw new Error(`${(err as Error).message}\nlast status: ${JSON.stringify(lastStatus, null, 2)}`);
   }
+  const final = await disaggTable(env, t); // the status may have moved on since the last table
+  if (final !== last) say(final.replace(/^/gm, '  '));
   say(`topology: ${want} (Ready)`);
 }
 
@@ -213,20 +215,22 @@ function showProcesses(env: E2eEnv): void {
 }
 
 function showPokeHelp(env: E2eEnv, router: RouterProc, operator: OperatorProc, t: Target): void {
-  const kubeconfig = env.cluster.kubeconfigPath;
+  const ns = t.namespace === 'default' ? '' : ` -n ${t.namespace}`;
   say(
     [
       '',
-      'The cluster stays up until Ctrl-C. Poke at it from another shell:',
+      'The cluster stays up until Ctrl-C. In another shell, paste these three lines, then poke at it:',
       '',
-      `  export KUBECONFIG=${kubeconfig}`,
+      `  export KUBECONFIG=${env.cluster.kubeconfigPath}`,
       `  export PATH=${env.cluster.binDir}:$PATH`,
-      `  kubectl get disagg,deploy,pods -n ${t.namespace}`,
-      `  kubectl describe disagg ${t.name} -n ${t.namespace}`,
-      `  kubectl patch disagg ${t.name} -n ${t.namespace} --type=merge -p '{"spec":{"routing":{"threshold":0}}}'`,
-      `  curl -s ${router.url}/v1/completions -H 'content-type: application/json' \\`,
-      `    -d '{"model":"${t.model}","prompt":"Hello","max_tokens":8}'`,
-      `  curl -s ${router.url}/metrics | grep -E '^router_(requests_total|routing_decisions_total)'`,
+      `  export ROUTER=${router.url}`,
+      '',
+      `  kubectl get disagg,deploy,pods${ns} -o wide`,
+      `  kubectl describe disagg ${t.name}${ns}`,
+      `  curl -s -w '\\n' $ROUTER/v1/completions -H 'content-type: application/json' \\`,
+      `    -d '{"model":"${t.model}","prompt":"Hello there","max_tokens":8}'`,
+      `  kubectl patch disagg ${t.name}${ns} --type=merge -p '{"spec":{"routing":{"threshold":0}}}'`,
+      `  curl -s $ROUTER/metrics | grep -E '^router_(requests_total|routing_decisions_total)'`,
       `  curl -s http://127.0.0.1:${operator.metricsPort}/metrics | grep ^disagg_`,
       `  curl -s --unix-socket ${router.adminSocket} http://router/admin/config`,
       `  tail -f ${join(env.workDir, 'operator-demo.log')}`,

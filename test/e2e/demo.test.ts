@@ -153,7 +153,7 @@ describe('make demo', () => {
     await expectNothingLeft(out);
   });
 
-  test('Ctrl-C while it waits stops everything and exits 130', async () => {
+  test('while it waits the printed exports and the README tour work; Ctrl-C stops everything and exits 130', async () => {
     const demo = runDemo([]);
     await demo.waitFor(/Ctrl-C stops everything/, 480_000);
     const out = demo.output();
@@ -173,6 +173,29 @@ describe('make demo', () => {
     kubectl.stdout.on('data', (d: Buffer) => (topo += d.toString()));
     await new Promise((r) => kubectl.once('exit', r));
     expect(topo).toBe('2P2D');
+
+    // The README's tour block, as a user would paste it into a second shell.
+    const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
+    const tour = /<!-- tour:[^>]*-->\n```sh\n([\s\S]*?)```/.exec(readme)?.[1];
+    expect(tour).toBeDefined();
+    const router = /export ROUTER=(\S+)/.exec(out)![1]!;
+    const shell = spawn('bash', ['-euo', 'pipefail', '-c', tour!], {
+      env: { ...process.env, KUBECONFIG: kubeconfig, PATH: `${binDir}:${process.env.PATH}`, ROUTER: router },
+    });
+    let tourOut = '';
+    shell.stdout.on('data', (d: Buffer) => (tourOut += d.toString()));
+    shell.stderr.on('data', (d: Buffer) => (tourOut += d.toString()));
+    const tourCode = await new Promise((r) => shell.once('exit', r));
+    expect({ tourCode, tourOut }).toEqual({ tourCode: 0, tourOut: expect.any(String) });
+    expect(tourOut).toContain('"object":"text_completion"');
+    // 3 long requests of the demo + the short one sent after threshold 0: the patch reached the router.
+    expect(tourOut).toMatch(/router_requests_total\{cluster="default\/sim-nixl",path="dpd",status="200"\} 4/);
+    expect(tourOut).toMatch(
+      /router_requests_total\{cluster="default\/sim-nixl",path="direct",status="200"\} 2/,
+    );
+    // PREFILL READY may still count the pod being drained (it runs for drainSeconds).
+    expect(tourOut).toMatch(/sim-nixl\s+1P2D\s+\d\s+2\s+0\s+nixl\s+True/);
+    expect(tourOut).toContain('Conditions:');
 
     demo.child.kill('SIGINT');
     expect(await demo.exit).toBe(130);
