@@ -4,6 +4,7 @@
 // Measures pod Ready -> routed and CR edit -> new topology routed (p50/p99) with 1 and with 50
 // DisaggClusters x 8 pods, and the operator's RSS and CPU. Prints progress and tables, writes
 // .bench/operator-bench.json. See docs/benchmarks.md.
+import { statSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,6 +13,7 @@ import { startE2eEnv, type E2eEnv } from '../../operator/test/support/e2e-env.js
 import { REPO_ROOT } from '../cluster/bins.js';
 import { sleep } from '../cluster/wait.js';
 import { KubeletReadyLog, PodTracker, RouterConfigObserver } from './operator-observer.js';
+import { newestSnapshot, renderHeap, summarizeHeapSnapshot, type HeapSummary } from './operator-heap.js';
 import { latestProfile, renderProfile, summarizeProfile, type ProfileSummary } from './operator-profile.js';
 import { buildOperator, startOperatorProcess, type OperatorRuntime } from './operator-process.js';
 import {
@@ -27,7 +29,7 @@ import {
   runScenario,
   teardownScenario,
   type BenchContext,
-  type ReadySample,
+  type ReadyOutcomes,
   type ScenarioResult,
   type ScenarioSpec,
 } from './operator-scenario.js';
@@ -40,7 +42,7 @@ const HELP = `Usage: npm run bench:operator -- [options]
   --clusters N          DisaggClusters in the scale scenario (default 50)
   --prefill N           prefill pods per cluster (default 4)
   --decode N            decode pods per cluster (default 4)
-  --rounds N            scale-up/scale-down edit rounds per scenario (default 10)
+  --rounds N            scale-up/scale-down edit rounds per scenario (default 15)
   --idle-s N            quiet seconds per scenario for the at-rest CPU/RSS (default 35: one 30 s resync)
   --engine-one E        engine of the 1-cluster scenario: sim (the simulator, default) or tiny
   --engine-scale E      engine of the scale scenario: tiny (default) or sim (about 40 MB and 0.5 s CPU per pod)
@@ -49,7 +51,10 @@ const HELP = `Usage: npm run bench:operator -- [options]
   --probe-period-ms N   loopback kubelet readiness probe period (default 1000)
   --poll-ms N           pause between GET /admin/config polls (default 10)
   --node-flags LIST     extra node flags for the operator, comma-separated (e.g. --max-semi-space-size=2)
+  --heap-snapshot       at the end, write a heap snapshot of the operator and list what fills it
   --profile             CPU-profile the operator (node --cpu-prof) and list its hot spots
+  --pace-ms N           scale scenario: create a cluster every N ms (default 2000)
+  --burst               scale scenario: create every cluster at once (a start storm; see docs)
   --skip LIST           skip scenarios: one,scale
   --quick               smoke run: 5 clusters, 2 rounds, 5 s quiet period
   --out FILE            JSON results (default .bench/operator-bench.json)`;
@@ -69,6 +74,9 @@ interface Options {
   skip: Set<string>;
   nodeFlags: string[];
   profile: boolean;
+  burst: boolean;
+  paceMs: number;
+  heapSnapshot: boolean;
   out: string;
 }
 
@@ -85,7 +93,7 @@ function parseOptions(): Options | undefined {
       clusters: { type: 'string', default: '50' },
       prefill: { type: 'string', default: '4' },
       decode: { type: 'string', default: '4' },
-      rounds: { type: 'string', default: '10' },
+      rounds: { type: 'string', default: '15' },
       'idle-s': { type: 'string', default: '35' },
       'engine-one': { type: 'string', default: 'sim' },
       'engine-scale': { type: 'string', default: 'tiny' },
@@ -96,6 +104,9 @@ function parseOptions(): Options | undefined {
       skip: { type: 'string', default: '' },
       'node-flags': { type: 'string', default: '' },
       profile: { type: 'boolean', default: false },
+      burst: { type: 'boolean', default: false },
+      'heap-snapshot': { type: 'boolean', default: false },
+      'pace-ms': { type: 'string', default: '2000' },
       quick: { type: 'boolean', default: false },
       out: { type: 'string', default: path.join(REPO_ROOT, '.bench', 'operator-bench.json') },
       help: { type: 'boolean', default: false },
@@ -139,6 +150,9 @@ function parseOptions(): Options | undefined {
       .map((x) => x.trim())
       .filter(Boolean),
     profile: values.profile,
+    burst: values.burst,
+    heapSnapshot: values['heap-snapshot'],
+    paceMs: quick ? 500 : int('pace-ms', 0),
     out: path.resolve(String(values.out)),
   };
 }
@@ -148,37 +162,45 @@ async function cleanup(): Promise<void> {
   for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
 }
 
+function mergeOutcomes(list: ReadyOutcomes[]): ReadyOutcomes {
+  return {
+    samples: list.flatMap((o) => o.samples),
+    alreadyRouted: list.reduce((a, o) => a + o.alreadyRouted, 0),
+    endedBeforeRouted: list.flatMap((o) => o.endedBeforeRouted),
+    neverRouted: list.flatMap((o) => o.neverRouted),
+  };
+}
+
 function latencyRows(r: ScenarioResult): LatencyRow[] {
   const scenario = `${r.clusters} cluster${r.clusters > 1 ? 's' : ''} x ${r.podsPerCluster} pods (${r.engine})`;
   const ups = r.edits.filter((e) => e.direction === 'up');
   const downs = r.edits.filter((e) => e.direction === 'down');
-  const readyRows = (metric: string, samples: ReadySample[]): LatencyRow[] => [
+  const readyRows = (metric: string, o: ReadyOutcomes): LatencyRow[] => [
     {
       scenario,
       metric,
-      summary: summarize(samples.map((x) => x.readyToRoutedMs)),
+      summary: summarize(o.samples.map((x) => x.readyToRoutedMs)),
       targetMs: TARGETS.readyToRoutedP99Ms,
     },
     {
       scenario,
       metric: '  of which Ready -> pod watch event',
-      summary: summarize(samples.flatMap((x) => x.readyToWatchMs ?? [])),
+      summary: summarize(o.samples.flatMap((x) => x.readyToWatchMs ?? [])),
     },
     {
       scenario,
       metric: '  of which watch event -> routed',
-      summary: summarize(samples.flatMap((x) => x.watchToRoutedMs ?? [])),
+      summary: summarize(o.samples.flatMap((x) => x.watchToRoutedMs ?? [])),
     },
   ];
+  const pods = r.clusters * r.podsPerCluster;
+  const bringUp =
+    r.bringUp.mode === 'burst' || r.clusters === 1
+      ? `bring-up (${pods} pods at once)`
+      : `bring-up (${pods} pods, a cluster at a time)`;
   return [
-    ...readyRows(
-      `pod Ready -> routed, bring-up (${r.clusters * r.podsPerCluster} pods at once)`,
-      r.bringUp.readyToRouted,
-    ),
-    ...readyRows(
-      'pod Ready -> routed, scale-up edits',
-      ups.flatMap((e) => e.readyToRouted ?? []),
-    ),
+    ...readyRows(`pod Ready -> routed, ${bringUp}`, r.bringUp.ready),
+    ...readyRows('pod Ready -> routed, scale-up edits', mergeOutcomes(ups.flatMap((e) => e.ready ?? []))),
     {
       scenario,
       metric: 'edit -> topology routed, scale-up (+1P +1D)',
@@ -195,6 +217,20 @@ function latencyRows(r: ScenarioResult): LatencyRow[] {
       summary: summarize(downs.map((e) => e.editToRoutedMs)),
     },
   ];
+}
+
+/** The snapshot file once its size stopped changing (V8 writes it in pieces). */
+async function waitForSnapshot(since: number): Promise<string> {
+  let lastSize = -1;
+  for (let i = 0; i < 600; i++) {
+    await sleep(1000);
+    const f = newestSnapshot(PROFILE_DIR, since);
+    if (!f) continue;
+    const size = statSync(f).size;
+    if (size > 0 && size === lastSize) return f;
+    lastSize = size;
+  }
+  throw new Error('no heap snapshot written within 10 minutes');
 }
 
 async function main(): Promise<number> {
@@ -231,11 +267,16 @@ async function main(): Promise<number> {
   say(
     `router pid ${router.proc.pid}; starting the operator (${opts.runtime === 'dist' ? `compiled: node ${path.relative(REPO_ROOT, mainJs!)}` : 'node --import tsx operator/src/main.ts'}) ...`,
   );
+  await mkdir(PROFILE_DIR, { recursive: true });
   const operator = await startOperatorProcess(env, router, {
     runtime: opts.runtime,
     mainJs,
     args: [`--resync-period=${opts.resyncPeriod}`],
-    nodeFlags: [...opts.nodeFlags, ...(opts.profile ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : [])],
+    nodeFlags: [
+      ...opts.nodeFlags,
+      ...(opts.profile ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : []),
+      ...(opts.heapSnapshot ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${PROFILE_DIR}`] : []),
+    ],
   });
   const usage = new ProcessUsage(operator.pid);
   cleanups.push(async () => usage.stop());
@@ -263,6 +304,8 @@ async function main(): Promise<number> {
       engine: opts.engineOne,
       dataPathCheck: opts.engineOne === 'sim',
       bringUpTimeoutS: 300,
+      burst: true,
+      paceMs: 0,
     });
   }
   if (!opts.skip.has('scale')) {
@@ -274,6 +317,8 @@ async function main(): Promise<number> {
       engine: opts.engineScale,
       dataPathCheck: false,
       bringUpTimeoutS: 1800,
+      burst: opts.burst,
+      paceMs: opts.paceMs,
     });
   }
   const results: ScenarioResult[] = [];
@@ -286,6 +331,13 @@ async function main(): Promise<number> {
     }
   }
   usage.stop();
+  let heap: HeapSummary | undefined;
+  if (opts.heapSnapshot) {
+    say('writing a heap snapshot of the operator (SIGUSR2) ...');
+    const since = Date.now();
+    process.kill(operator.pid, 'SIGUSR2');
+    heap = await waitForSnapshot(since).then((f) => summarizeHeapSnapshot(f));
+  }
   let profile: ProfileSummary | undefined;
   if (opts.profile) {
     // the profile is written when the process exits: stop it the way Kubernetes does (SIGTERM)
@@ -336,11 +388,16 @@ async function main(): Promise<number> {
       );
     }
     const dw = r.edits.reduce((a, e) => a + (e.deletedWhileRouted ?? 0), 0);
+    const all = mergeOutcomes([r.bringUp.ready, ...r.edits.flatMap((e) => e.ready ?? [])]);
     process.stdout.write(
       `${r.label}: pods deleted while still routed: ${dw}; Ready clock cross-check ${r.readyClockCheck.consistent}/${r.readyClockCheck.checked}; ` +
-        `never routed after Ready: ${r.bringUp.neverRouted.length}\n`,
+        `Ready spells that ended before the pod was routed: ${all.endedBeforeRouted.length}` +
+        `${all.endedBeforeRouted.length ? ` (ready for p50 ${summarize(all.endedBeforeRouted.map((x) => x.readyForMs)).p50} ms)` : ''}; ` +
+        `Ready again while still routed: ${all.alreadyRouted}; never routed: ${all.neverRouted.length}; ` +
+        `kubelet not-Ready transitions: ${readyLog.notReady.filter((e) => e.id.startsWith(`${r.namespace}/`)).length}\n`,
     );
   }
+  if (heap) process.stdout.write(`\n${renderHeap(heap)}\n`);
   if (profile) process.stdout.write(`\n${renderProfile(profile)}\n`);
   const loadAvgAtEnd = os.loadavg().map((x) => Number(x.toFixed(2)));
   process.stdout.write(`\nload average at the end: ${loadAvgAtEnd.join(' ')}\n`);
@@ -373,6 +430,7 @@ async function main(): Promise<number> {
     },
     scenarios: results,
     ...(profile ? { profile } : {}),
+    ...(heap ? { heap } : {}),
   };
   await writeFile(opts.out, `${JSON.stringify(json, null, 2)}\n`);
   say(`results written to ${path.relative(process.cwd(), opts.out)}`);

@@ -183,17 +183,21 @@ export interface ReadyEvent {
 /** Ready transitions from the loopback kubelet's log lines (`pod <ns>/<name> ready=true|false`). */
 export class KubeletReadyLog {
   readonly ready: ReadyEvent[] = [];
-  notReady = 0;
+  readonly notReady: ReadyEvent[] = [];
 
   onLine = (line: string): void => {
     const m = /\bpod (\S+\/\S+) ready=(true|false)\b/.exec(line);
     if (!m) return;
-    if (m[2] === 'true') this.ready.push({ id: m[1]!, at: Date.now() });
-    else this.notReady++;
+    (m[2] === 'true' ? this.ready : this.notReady).push({ id: m[1]!, at: Date.now() });
   };
 
   since(t: number): ReadyEvent[] {
     return this.ready.filter((e) => e.at >= t);
+  }
+
+  /** When the pod next turned not Ready after `after` (undefined: it stayed Ready). */
+  nextNotReady(id: string, after: number): number | undefined {
+    return this.notReady.find((e) => e.id === id && e.at > after)?.at;
   }
 }
 

@@ -46,6 +46,9 @@ export interface ScenarioSpec {
   /** Send requests after each scale-up and check they land on the new pods (simulator engines only). */
   dataPathCheck: boolean;
   bringUpTimeoutS: number;
+  /** Create every cluster at once (a start storm) instead of one every paceMs. */
+  burst: boolean;
+  paceMs: number;
 }
 
 export interface ReadySample {
@@ -67,7 +70,7 @@ export interface EditSample {
   editToPodsCreatedMs?: number;
   editToPodsReadyMs?: number;
   /** Scale-up: each new pod's Ready -> routed. */
-  readyToRouted?: ReadySample[];
+  ready?: ReadyOutcomes;
   /** Scale-down: pods that were still routed when their deletion started (should be 0). */
   deletedWhileRouted?: number;
   dataPath?: { requests: number; failed: number; newPods: number; newPodsServed: number };
@@ -75,10 +78,11 @@ export interface EditSample {
 
 export interface ScenarioResult {
   label: string;
+  namespace: string;
   engine: EngineKind;
   clusters: number;
   podsPerCluster: number;
-  bringUp: { seconds: number; readyToRouted: ReadySample[]; neverRouted: string[] };
+  bringUp: { seconds: number; mode: 'paced' | 'burst'; ready: ReadyOutcomes };
   edits: EditSample[];
   /** Ready events whose kubelet time falls in [condition lastTransitionTime, +1 s): the clocks agree. */
   readyClockCheck: { checked: number; consistent: number };
@@ -132,24 +136,41 @@ export async function runScenario(ctx: BenchContext, spec: ScenarioSpec): Promis
 
   // ---- bring-up
   ctx.usage.enter(`${spec.label}: bring-up`);
+  const pace = spec.burst || spec.clusters === 1 ? 'at once' : `one every ${spec.paceMs} ms`;
   say(
-    `${spec.label}: creating ${spec.clusters} DisaggCluster(s) of ${spec.prefill}P${spec.decode}D (${total} pods, ${spec.engine} engines) ...`,
+    `${spec.label}: creating ${spec.clusters} DisaggCluster(s) of ${spec.prefill}P${spec.decode}D ${pace} (${total} pods, ${spec.engine} engines) ...`,
   );
   const t0 = Date.now();
-  await Promise.all(shapes.map((s) => createCluster(kc, s)));
+  let created = 0;
+  const creating = spec.burst
+    ? Promise.all(shapes.map((s) => createCluster(kc, s))).then(() => (created = shapes.length))
+    : (async () => {
+        for (const s of shapes) {
+          await createCluster(kc, s);
+          created++;
+          if (created < shapes.length) await sleep(spec.paceMs);
+        }
+      })();
+  let creationError: unknown;
+  creating.catch((err: unknown) => (creationError = err));
   const inNs = (id: string): boolean => id.startsWith(`${ns}/`);
   let last = ctx.usage.latest();
   await until(
     ctx,
     `${spec.label}: every cluster routed at ${spec.prefill}P${spec.decode}D`,
-    () =>
-      shapes.every((s) => {
-        const t = observer.currentTopology(clusterKey(s));
-        return t?.prefill === s.prefill && t.decode === s.decode;
-      }),
+    () => {
+      if (creationError) throw creationError;
+      return (
+        created === shapes.length &&
+        shapes.every((s) => {
+          const t = observer.currentTopology(clusterKey(s));
+          return t?.prefill === s.prefill && t.decode === s.decode;
+        })
+      );
+    },
     spec.bringUpTimeoutS * 1000,
     () => {
-      const created = [...pods.pods.values()].filter((p) => inNs(p.id)).length;
+      const podsCreated = [...pods.pods.values()].filter((p) => inNs(p.id)).length;
       const ready = new Set(
         readyLog
           .since(t0)
@@ -157,17 +178,17 @@ export async function runScenario(ctx: BenchContext, spec: ScenarioSpec): Promis
           .map((e) => e.id),
       ).size;
       const routed = [...pods.pods.values()].filter((p) => inNs(p.id) && observer.routes(p.id)).length;
-      const line = `bring-up ${((Date.now() - t0) / 1000).toFixed(0)} s: pods created ${created}/${total}, Ready ${ready}, routed ${routed}; ${usageNow(ctx, last)}`;
+      const line =
+        `bring-up ${((Date.now() - t0) / 1000).toFixed(0)} s: clusters ${created}/${shapes.length}, ` +
+        `pods created ${podsCreated}/${total}, Ready ${ready}, routed ${routed}; ${usageNow(ctx, last)}`;
       last = ctx.usage.latest();
       return line;
     },
   );
   const bringUpS = (Date.now() - t0) / 1000;
-  const neverRouted: string[] = [];
-  const readyToRouted = readySamples(
+  const bringUpReady = readyOutcomes(
     ctx,
     readyLog.since(t0).filter((x) => inNs(x.id)),
-    neverRouted,
   );
   say(`${spec.label}: all ${total} pods routed after ${bringUpS.toFixed(1)} s; ${usageNow(ctx, undefined)}`);
 
@@ -201,7 +222,7 @@ export async function runScenario(ctx: BenchContext, spec: ScenarioSpec): Promis
       editToRoutedMs: routedUp - tUp,
       editToPodsCreatedMs: Math.max(...fresh.map((p) => p.createdSeenAt)) - tUp,
       editToPodsReadyMs: Math.max(...readyEvents.map((e) => e.at)) - tUp,
-      readyToRouted: readySamples(ctx, readyEvents, []),
+      ready: readyOutcomes(ctx, readyEvents),
     };
     if (spec.dataPathCheck) sample.dataPath = await checkDataPath(ctx, s, freshIds);
     edits.push(sample);
@@ -242,7 +263,7 @@ export async function runScenario(ctx: BenchContext, spec: ScenarioSpec): Promis
     });
     say(
       `${spec.label}: round ${r + 1}/${spec.rounds} ${key}: edit -> routed up ${routedUp - tUp} ms ` +
-        `(new pods Ready after ${sample.editToPodsReadyMs} ms; Ready -> routed ${sample.readyToRouted!.map((x) => x.readyToRoutedMs).join(', ')} ms), ` +
+        `(new pods Ready after ${sample.editToPodsReadyMs} ms; Ready -> routed ${sample.ready!.samples.map((x) => x.readyToRoutedMs).join(', ')} ms), ` +
         `down ${routedDown - tDown} ms${sample.dataPath ? `; requests on new pods ${sample.dataPath.newPodsServed}/${sample.dataPath.newPods}, failed ${sample.dataPath.failed}` : ''}`,
     );
   }
@@ -262,10 +283,11 @@ export async function runScenario(ctx: BenchContext, spec: ScenarioSpec): Promis
   const reconciles = metricSum(text, 'controller_runtime_reconcile_time_seconds_count');
   return {
     label: spec.label,
+    namespace: ns,
     engine: spec.engine,
     clusters: spec.clusters,
     podsPerCluster: perCluster,
-    bringUp: { seconds: bringUpS, readyToRouted, neverRouted },
+    bringUp: { seconds: bringUpS, mode: spec.burst ? 'burst' : 'paced', ready: bringUpReady },
     edits,
     readyClockCheck,
     operatorMetrics: {
@@ -286,21 +308,35 @@ export async function runScenario(ctx: BenchContext, spec: ScenarioSpec): Promis
   };
 }
 
-function readySamples(ctx: BenchContext, events: ReadyEvent[], neverRouted: string[]): ReadySample[] {
-  return events.flatMap((e) => {
+export interface ReadyOutcomes {
+  samples: ReadySample[];
+  /** Ready transitions of pods the router still listed from an earlier Ready spell (nothing to converge). */
+  alreadyRouted: number;
+  /** Ready spells that ended (the kubelet turned the pod not Ready) before the router listed the pod. */
+  endedBeforeRouted: Array<{ id: string; readyForMs: number }>;
+  /** Ready and never routed by the end of the scenario. */
+  neverRouted: string[];
+}
+
+/** Each Ready transition: how long until the router listed the pod, split at the pod watch event. */
+function readyOutcomes(ctx: BenchContext, events: ReadyEvent[]): ReadyOutcomes {
+  const out: ReadyOutcomes = { samples: [], alreadyRouted: 0, endedBeforeRouted: [], neverRouted: [] };
+  for (const e of events) {
     const routed = ctx.observer.routedAt(e.id, e.at);
-    if (routed === undefined) {
-      neverRouted.push(e.id);
-      return [];
-    }
-    const seen = ctx.pods.readySeenAt(e.id, e.at);
-    const sample: ReadySample = { id: e.id, readyToRoutedMs: routed - e.at };
-    if (seen !== undefined) {
-      sample.readyToWatchMs = seen - e.at;
-      sample.watchToRoutedMs = routed - seen;
-    }
-    return [sample];
-  });
+    const ended = ctx.readyLog.nextNotReady(e.id, e.at);
+    if (routed === e.at) out.alreadyRouted++;
+    else if (routed !== undefined && (ended === undefined || routed <= ended)) {
+      const sample: ReadySample = { id: e.id, readyToRoutedMs: routed - e.at };
+      const seen = ctx.pods.readySeenAt(e.id, e.at);
+      if (seen !== undefined && seen <= routed) {
+        sample.readyToWatchMs = seen - e.at;
+        sample.watchToRoutedMs = routed - seen;
+      }
+      out.samples.push(sample);
+    } else if (ended !== undefined) out.endedBeforeRouted.push({ id: e.id, readyForMs: ended - e.at });
+    else out.neverRouted.push(e.id);
+  }
+  return out;
 }
 
 /** Requests through the router land on the new pods: as many short (direct) and long (DPD) requests as twice the pools. */
