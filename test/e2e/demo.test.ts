@@ -153,7 +153,7 @@ describe('make demo', () => {
     await expectNothingLeft(out);
   });
 
-  test('while it waits the printed exports and the README tour work; Ctrl-C stops everything and exits 130', async () => {
+  test('while it waits the printed exports, the README tour and the operations first look work; Ctrl-C stops everything and exits 130', async () => {
     const demo = runDemo([]);
     await demo.waitFor(/Ctrl-C stops everything/, 480_000);
     const out = demo.output();
@@ -196,6 +196,28 @@ describe('make demo', () => {
     // PREFILL READY may still count the pod being drained (it runs for drainSeconds).
     expect(tourOut).toMatch(/sim-nixl\s+1P2D\s+\d\s+2\s+0\s+nixl\s+True/);
     expect(tourOut).toContain('Conditions:');
+
+    // docs/operations.md's first-look block, for the demo's cluster.
+    const ops = readFileSync(join(REPO_ROOT, 'docs', 'operations.md'), 'utf8');
+    const firstLook = /<!-- ops-check:[^>]*-->\n```sh\n([\s\S]*?)```/.exec(ops)?.[1];
+    expect(firstLook).toBeDefined();
+    const check = spawn('bash', ['-euo', 'pipefail', '-c', firstLook!], {
+      env: {
+        ...process.env,
+        KUBECONFIG: kubeconfig,
+        PATH: `${binDir}:${process.env.PATH}`,
+        NS: 'default',
+        NAME: 'sim-nixl',
+      },
+    });
+    let checkOut = '';
+    check.stdout.on('data', (d: Buffer) => (checkOut += d.toString()));
+    check.stderr.on('data', (d: Buffer) => (checkOut += d.toString()));
+    const checkCode = await new Promise((r) => check.once('exit', r));
+    expect({ checkCode, checkOut }).toEqual({ checkCode: 0, checkOut: expect.any(String) });
+    expect(checkOut).toMatch(/^Ready\tTrue\tAllEndpointsRoutable\t/m);
+    expect(checkOut).toMatch(/^RouterConfigured\tTrue\tConfigAcknowledged\t/m);
+    expect(checkOut).toContain('ScaledPool');
 
     demo.child.kill('SIGINT');
     expect(await demo.exit).toBe(130);
