@@ -18,6 +18,7 @@ import { latestProfile, renderProfile, summarizeProfile, type ProfileSummary } f
 import { buildOperator, startOperatorProcess, type OperatorRuntime } from './operator-process.js';
 import {
   TARGETS,
+  cpuTable,
   latencyTable,
   readyVerdicts,
   rssVerdict,
@@ -34,7 +35,7 @@ import {
   type ScenarioSpec,
 } from './operator-scenario.js';
 import { summarize } from './operator-stats.js';
-import { ProcessUsage } from './operator-usage.js';
+import { CpuLedger, ProcessUsage } from './operator-usage.js';
 import type { EngineKind } from './operator-workload.js';
 
 const HELP = `Usage: npm run bench:operator -- [options]
@@ -49,7 +50,8 @@ const HELP = `Usage: npm run bench:operator -- [options]
   --runtime R           operator from the compiled build (dist, default) or with tsx
   --resync-period D     operator --resync-period (default 30s, its own default)
   --probe-period-ms N   loopback kubelet readiness probe period (default 1000)
-  --poll-ms N           pause between GET /admin/config polls (default 10)
+  --probe-timeout-ms N  loopback kubelet readiness probe timeout (default 1000, a kubelet's default)
+  --poll-ms N           pause between GET /admin/config polls (default 25)
   --node-flags LIST     extra node flags for the operator, comma-separated (e.g. --max-semi-space-size=2)
   --heap-snapshot       at the end, write a heap snapshot of the operator and list what fills it
   --profile             CPU-profile the operator (node --cpu-prof) and list its hot spots
@@ -70,6 +72,7 @@ interface Options {
   runtime: OperatorRuntime;
   resyncPeriod: string;
   probePeriodMs: number;
+  probeTimeoutMs: number;
   pollMs: number;
   skip: Set<string>;
   nodeFlags: string[];
@@ -80,6 +83,7 @@ interface Options {
   out: string;
 }
 
+const CPU_GROUPS = ['operator', 'router', 'apiserver', 'etcd', 'controllers', 'bench+kubelet', 'engines'];
 const PROFILE_DIR = path.join(REPO_ROOT, '.bench', 'operator-profile');
 
 const t0 = Date.now();
@@ -100,7 +104,8 @@ function parseOptions(): Options | undefined {
       runtime: { type: 'string', default: 'dist' },
       'resync-period': { type: 'string', default: '30s' },
       'probe-period-ms': { type: 'string', default: '1000' },
-      'poll-ms': { type: 'string', default: '10' },
+      'poll-ms': { type: 'string', default: '25' },
+      'probe-timeout-ms': { type: 'string', default: '1000' },
       skip: { type: 'string', default: '' },
       'node-flags': { type: 'string', default: '' },
       profile: { type: 'boolean', default: false },
@@ -139,6 +144,7 @@ function parseOptions(): Options | undefined {
     resyncPeriod: String(values['resync-period']),
     probePeriodMs: int('probe-period-ms', 50),
     pollMs: int('poll-ms', 0),
+    probeTimeoutMs: int('probe-timeout-ms', 50),
     skip: new Set(
       String(values.skip)
         .split(',')
@@ -256,11 +262,15 @@ async function main(): Promise<number> {
   const readyLog = new KubeletReadyLog();
   const maxPods = opts.clusters * (opts.prefill + opts.decode + 1) + 20;
   say(
-    `starting the control plane (full tier, ${Math.ceil(maxPods / 250)} loopback kubelet node(s), probe every ${opts.probePeriodMs} ms) ...`,
+    `starting the control plane (full tier, ${Math.ceil(maxPods / 250)} loopback kubelet node(s), probe every ${opts.probePeriodMs} ms, timeout ${opts.probeTimeoutMs} ms) ...`,
   );
   const env: E2eEnv = await startE2eEnv({
     nodes: Math.ceil(maxPods / 250),
-    kubelet: { readinessPeriodMs: opts.probePeriodMs, log: readyLog.onLine },
+    kubelet: {
+      readinessPeriodMs: opts.probePeriodMs,
+      probeTimeoutMs: opts.probeTimeoutMs,
+      log: readyLog.onLine,
+    },
   });
   cleanups.push(() => env.stop());
   const router = await env.startRouter('bench');
@@ -286,8 +296,33 @@ async function main(): Promise<number> {
   const pods = new PodTracker(env.cluster.kubeConfig);
   await pods.start();
   cleanups.push(() => pods.stop());
-  const ctx: BenchContext = { env, router, operator, usage, observer, readyLog, pods, say };
-  usage.enter('no clusters');
+  const ledger = new CpuLedger(() => {
+    const groupOf = (name: string): string | undefined =>
+      name === 'kube-apiserver'
+        ? 'apiserver'
+        : name === 'etcd'
+          ? 'etcd'
+          : name.startsWith('kube-')
+            ? 'controllers'
+            : name.startsWith('engine ')
+              ? 'engines'
+              : undefined;
+    return [
+      { group: 'operator', pid: operator.pid },
+      { group: 'router', pid: router.proc.pid },
+      { group: 'bench+kubelet', pid: process.pid },
+      ...env.cluster.processes().flatMap((p) => {
+        const group = groupOf(p.name);
+        return group ? [{ group, pid: p.pid }] : [];
+      }),
+    ];
+  });
+  const enterPhase = (name: string): void => {
+    usage.enter(name);
+    ledger.enter(name, os.loadavg()[0]!);
+  };
+  const ctx: BenchContext = { env, router, operator, usage, observer, readyLog, pods, say, enterPhase };
+  enterPhase('no clusters');
   await sleep(5000);
   say(
     `operator pid ${operator.pid} up; at rest with no clusters: RSS ${usage.latest()?.rssMB.toFixed(0)} MB`,
@@ -326,10 +361,11 @@ async function main(): Promise<number> {
     results.push(await runScenario(ctx, spec));
     if (i < specs.length - 1) {
       say(`${spec.label}: deleting its namespace before the next scenario ...`);
-      usage.enter(`${spec.label}: teardown`);
+      enterPhase(`${spec.label}: teardown`);
       await teardownScenario(ctx, spec);
     }
   }
+  ledger.enter('end', os.loadavg()[0]!);
   usage.stop();
   let heap: HeapSummary | undefined;
   if (opts.heapSnapshot) {
@@ -374,6 +410,8 @@ async function main(): Promise<number> {
       `Ready = the moment the loopback kubelet turned the pod's Ready condition True):\n\n${latencyTable(rows)}\n${engineNote}\n\n` +
       `Operator process (${runtimeLabel}; /proc/${operator.pid}/stat and status, sampled every second):\n\n${usageTable(phases)}\n` +
       `peak RSS (VmHWM) ${usage.peakMB().toFixed(0)} MB\n\n` +
+      `CPU by process group, % of one core (the machine has ${machine.cpus}; other work on it shows in the load):\n\n` +
+      `${cpuTable(ledger.phases, CPU_GROUPS)}\n\n` +
       `Router polls: ${observer.polls}, configurations seen ${observer.configs}, missed between polls ${observer.missedGenerations}, ` +
       `poll interval p50 ${intervals.p50} ms / p99 ${intervals.p99} ms\n\n${verdictLines(verdicts)}\n`,
   );
@@ -421,6 +459,7 @@ async function main(): Promise<number> {
     targets: verdicts,
     latency: rows.map((r) => ({ scenario: r.scenario, metric: r.metric, ...r.summary })),
     operatorUsage: { phases, peakRssMB: usage.peakMB() },
+    cpuByProcessGroup: ledger.phases,
     routerObserver: {
       polls: observer.polls,
       configs: observer.configs,

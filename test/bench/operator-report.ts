@@ -1,6 +1,6 @@
 // Tables and target verdicts of the operator benchmark (pure: results in, text out).
 import type { Summary } from './operator-stats.js';
-import type { PhaseUsage } from './operator-usage.js';
+import type { CpuPhase, PhaseUsage } from './operator-usage.js';
 
 export const TARGETS = { readyToRoutedP99Ms: 1000, rssAt50ClustersMB: 150 } as const;
 
@@ -83,4 +83,16 @@ export function rssVerdict(label: string, maxMB: number): Verdict {
     measured: `largest sample ${maxMB.toFixed(0)} MB`,
     pass: maxMB < TARGETS.rssAt50ClustersMB,
   };
+}
+
+export function cpuTable(phases: CpuPhase[], groups: string[]): string {
+  return table(
+    ['phase', '', ...groups, 'load (1 min)'],
+    phases.map((p) => [
+      p.phase,
+      '',
+      ...groups.map((g) => (p.cpuPercent[g] ?? 0).toFixed(0)),
+      p.loadAvg.toFixed(1),
+    ]),
+  );
 }

@@ -32,6 +32,8 @@ export interface BenchContext {
   readyLog: KubeletReadyLog;
   pods: PodTracker;
   say: (msg: string) => void;
+  /** Starts a measurement phase (operator RSS/CPU and the machine's CPU per process group). */
+  enterPhase: (name: string) => void;
 }
 
 export interface ScenarioSpec {
@@ -135,7 +137,7 @@ export async function runScenario(ctx: BenchContext, spec: ScenarioSpec): Promis
   await createNamespace(kc, ns);
 
   // ---- bring-up
-  ctx.usage.enter(`${spec.label}: bring-up`);
+  ctx.enterPhase(`${spec.label}: bring-up`);
   const pace = spec.burst || spec.clusters === 1 ? 'at once' : `one every ${spec.paceMs} ms`;
   say(
     `${spec.label}: creating ${spec.clusters} DisaggCluster(s) of ${spec.prefill}P${spec.decode}D ${pace} (${total} pods, ${spec.engine} engines) ...`,
@@ -193,12 +195,12 @@ export async function runScenario(ctx: BenchContext, spec: ScenarioSpec): Promis
   say(`${spec.label}: all ${total} pods routed after ${bringUpS.toFixed(1)} s; ${usageNow(ctx, undefined)}`);
 
   // ---- quiet period: what the operator costs when nothing changes (a resync falls in it)
-  ctx.usage.enter(`${spec.label}: steady`);
+  ctx.enterPhase(`${spec.label}: steady`);
   say(`${spec.label}: ${spec.idleS} s with nothing changing (operator CPU/RSS at rest) ...`);
   await sleep(spec.idleS * 1000);
 
   // ---- edit rounds
-  ctx.usage.enter(`${spec.label}: edits`);
+  ctx.enterPhase(`${spec.label}: edits`);
   const edits: EditSample[] = [];
   for (let r = 0; r < spec.rounds; r++) {
     const s = shapes[r % shapes.length]!;

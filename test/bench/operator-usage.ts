@@ -110,3 +110,51 @@ export class ProcessUsage {
     if (s) this.samples.push({ ...s, phase: this.phase });
   }
 }
+
+export interface CpuPhase {
+  phase: string;
+  seconds: number;
+  /** % of one core per group of processes. */
+  cpuPercent: Record<string, number>;
+  /** 1-minute load average at the end of the phase. */
+  loadAvg: number;
+}
+
+/**
+ * Where the machine's CPU went in each phase, per group of processes (operator, router, API
+ * server, engines...): the benchmark shares 2 cores with everything it measures.
+ */
+export class CpuLedger {
+  private readonly last = new Map<number, number>();
+  private phase = 'start';
+  private phaseStart = Date.now();
+  readonly phases: CpuPhase[] = [];
+
+  constructor(private readonly members: () => Array<{ group: string; pid: number }>) {
+    this.collect();
+  }
+
+  enter(phase: string, loadAvg: number): void {
+    const seconds = (Date.now() - this.phaseStart) / 1000;
+    const used = this.collect();
+    if (seconds > 0) {
+      const cpuPercent: Record<string, number> = {};
+      for (const [group, s] of used) cpuPercent[group] = (100 * s) / seconds;
+      this.phases.push({ phase: this.phase, seconds, cpuPercent, loadAvg });
+    }
+    this.phase = phase;
+    this.phaseStart = Date.now();
+  }
+
+  /** CPU seconds per group since the previous call (a process first seen counts from its start). */
+  private collect(): Map<string, number> {
+    const used = new Map<string, number>();
+    for (const { group, pid } of this.members()) {
+      const s = readProcSample(pid);
+      if (!s) continue;
+      used.set(group, (used.get(group) ?? 0) + s.cpuS - (this.last.get(pid) ?? 0));
+      this.last.set(pid, s.cpuS);
+    }
+    return used;
+  }
+}
