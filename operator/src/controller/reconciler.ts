@@ -3,7 +3,7 @@
 // only when it changed, events). Level-triggered: it reads the whole current state every time.
 import { LABEL_CLUSTER } from '../api/labels.js';
 import { PLURAL, GROUP, VERSION, type Deployment, type DisaggCluster, type Pod } from '../api/types.js';
-import { canonicalJson } from '../plan/canonical.js';
+import { canonicalJson } from '../../../router/src/config/index.js';
 import { plan, type Plan } from '../plan/planner.js';
 import { errorMessage, type Logger } from '../observability/logger.js';
 import type { OperatorMetrics } from '../observability/metrics.js';

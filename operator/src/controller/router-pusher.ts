@@ -4,13 +4,13 @@
 // acknowledgement the planner turns into RouterConfigured.
 import { Client } from 'undici';
 import {
+  canonicalJson,
   validateRouterConfig,
   type RouterConfigInput,
   type RouterPeer,
 } from '../../../router/src/config/index.js';
 import type { ClusterEntry } from '../plan/router-entry.js';
 import type { RouterState } from '../plan/planner.js';
-import { canonicalJson } from '../plan/canonical.js';
 
 export interface RouterPusherOptions {
   socketPath: string;

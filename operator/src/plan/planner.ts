@@ -22,7 +22,7 @@ import {
   type PoolStatus,
 } from '../api/types.js';
 import { discoverEndpoints, type ClusterDiscovery, type PodProblem } from '../discovery/pod-endpoints.js';
-import { canonicalJson } from './canonical.js';
+import { canonicalJson } from '../../../router/src/config/index.js';
 import { findCondition, setCondition, type ConditionInput } from './conditions.js';
 import { deploymentName, desiredDeployment } from './deployments.js';
 import { routerEntry, type ClusterEntry } from './router-entry.js';

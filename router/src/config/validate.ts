@@ -31,7 +31,8 @@ export function configHash(config: RouterConfig): string {
   return createHash('sha256').update(canonicalJson(content)).digest('hex').slice(0, 16);
 }
 
-function canonicalJson(value: unknown): string {
+/** Key-order-independent JSON, to compare documents by content (the operator uses it too). */
+export function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
   if (value && typeof value === 'object') {
     const entries = Object.entries(value as Record<string, unknown>)
@@ -39,5 +40,5 @@ function canonicalJson(value: unknown): string {
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
   }
-  return JSON.stringify(value);
+  return JSON.stringify(value ?? null);
 }
