@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import * as zmq from 'zeromq';
 import { encode } from '@msgpack/msgpack';
 import { contextHash } from './tokenizer.js';
+import { serveJsonLines, type Listener, type Msg } from './json-lines.js';
 
 export function kvKey(tokens: readonly number[]): string {
   return `${tokens.length}:${contextHash(tokens).toString(16)}`;
@@ -49,52 +50,6 @@ export class KvBuffer {
     for (const e of this.entries.values()) clearTimeout(e.timer);
     this.entries.clear();
   }
-}
-
-type Msg = Record<string, unknown>;
-
-interface Listener {
-  port: number;
-  close(): Promise<void>;
-}
-
-function serveJsonLines(host: string, port: number, handle: (m: Msg) => Msg): Promise<Listener> {
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((sock) => {
-    sockets.add(sock);
-    sock.on('close', () => sockets.delete(sock));
-    sock.on('error', () => sock.destroy());
-    let buf = '';
-    sock.on('data', (chunk) => {
-      buf += chunk.toString('utf8');
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        let reply: Msg;
-        try {
-          reply = handle(JSON.parse(line) as Msg);
-        } catch {
-          reply = { ok: false, error: 'bad message' };
-        }
-        sock.write(JSON.stringify(reply) + '\n');
-      }
-    });
-  });
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve({
-        port: (server.address() as net.AddressInfo).port,
-        close: () =>
-          new Promise<void>((r) => {
-            for (const sock of sockets) sock.destroy();
-            server.close(() => r());
-          }),
-      });
-    });
-  });
 }
 
 export interface Receiver {

@@ -2,6 +2,7 @@
 // (JSON lines over TCP: a handshake naming the engine id, then a read by request id + block ids).
 import net from 'node:net';
 import { randomUUID } from 'node:crypto';
+import { serveJsonLines, type Msg } from './json-lines.js';
 
 export interface Lease {
   requestId: string;
@@ -102,29 +103,8 @@ export function startSideChannel(opts: {
   leases: LeaseStore;
   onRead: (ok: boolean, reason: string | null) => void;
 }): Promise<SideChannelServer> {
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((sock) => {
-    sockets.add(sock);
-    sock.on('close', () => sockets.delete(sock));
-    sock.on('error', () => sock.destroy());
-    let buf = '';
-    sock.on('data', (chunk) => {
-      buf += chunk.toString('utf8');
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        sock.write(JSON.stringify(handle(line)) + '\n');
-      }
-    });
-  });
-  const handle = (line: string): Record<string, unknown> => {
-    let msg: SideChannelMessage;
-    try {
-      msg = JSON.parse(line) as SideChannelMessage;
-    } catch {
-      return { ok: false, error: 'bad message' };
-    }
+  const handle = (raw: Msg): Msg => {
+    const msg = raw as unknown as SideChannelMessage;
     if (msg.op === 'handshake') {
       return { ok: true, engineId: opts.engineId, tpSize: opts.tpSize, blockSize: opts.blockSize };
     }
@@ -137,21 +117,7 @@ export function startSideChannel(opts: {
     }
     return { ok: false, error: 'unknown op' };
   };
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port, opts.host, () => {
-      server.off('error', reject);
-      const addr = server.address() as net.AddressInfo;
-      resolve({
-        port: addr.port,
-        close: () =>
-          new Promise<void>((r) => {
-            for (const s of sockets) s.destroy();
-            server.close(() => r());
-          }),
-      });
-    });
-  });
+  return serveJsonLines(opts.host, opts.port, handle);
 }
 
 export interface PullTarget {
