@@ -85,7 +85,7 @@ afterEach(async () => {
   router = undefined;
 });
 
-function setup(opts: { startRouter?: boolean } = {}) {
+function setup(opts: { startRouter?: boolean; validate?: typeof validateRouterConfig } = {}) {
   dir = mkdtempSync(join(tmpdir(), 'pusher-'));
   const socketPath = join(dir, 'admin.sock');
   router = new FakeRouterAdmin(socketPath);
@@ -96,6 +96,7 @@ function setup(opts: { startRouter?: boolean } = {}) {
     retryBaseMs: 20,
     retryMaxMs: 50,
     onStateChanged: (keys) => changed.push(...keys),
+    ...(opts.validate ? { validate: opts.validate } : {}),
   });
   return {
     router,
@@ -183,6 +184,61 @@ describe('router config pusher', () => {
     pusher.removeEntry('ns/a');
     await until(() => router.puts.length === 2);
     expect((router.puts[1] as { clusters: unknown[] }).clusters).toEqual([]);
+  });
+
+  it('validates an entry alone only when it changed, and the whole document once per push', async () => {
+    const alone: string[] = [];
+    let whole = 0;
+    const validate: typeof validateRouterConfig = (doc) => {
+      const d = doc as { clusters: Array<{ name: string }>; generation?: number };
+      if (d.generation === undefined) alone.push(...d.clusters.map((c) => c.name));
+      else whole++;
+      return validateRouterConfig(doc);
+    };
+    const { router, pusher, start } = setup({ validate });
+    await start();
+    pusher.setEntry('ns/a', entry('ns/a', 'model-a'), 't0');
+    pusher.setEntry('ns/b', entry('ns/b', 'model-b'), 't0');
+    await until(() => router.puts.length === 1);
+    await pusher.idle();
+    expect(alone.sort()).toEqual(['ns/a', 'ns/b']);
+    expect(whole).toBe(1);
+    pusher.setEntry('ns/b', entry('ns/b', 'model-b', ['d-0', 'd-1']), 't0');
+    await until(() => router.puts.length === 2);
+    await pusher.idle();
+    expect(alone.sort()).toEqual(['ns/a', 'ns/b', 'ns/b']);
+    expect(whole).toBe(2);
+    // Same content under a new creationTimestamp: the verdict carries over.
+    pusher.setEntry('ns/a', entry('ns/a', 'model-a'), 't1');
+    await new Promise((r) => setTimeout(r, 30));
+    await pusher.idle();
+    expect(alone).toHaveLength(3);
+    expect(router.puts).toHaveLength(2);
+  });
+
+  it('a refused entry stays refused without being validated again', async () => {
+    let aloneCalls = 0;
+    const validate: typeof validateRouterConfig = (doc) => {
+      if ((doc as { generation?: number }).generation === undefined) aloneCalls++;
+      return validateRouterConfig(doc);
+    };
+    const { router, pusher, start } = setup({ validate });
+    await start();
+    const bad = entry('ns/bad', 'x');
+    bad.connector = 'lmcache'; // decoders without an lmcache registry
+    pusher.setEntry('ns/bad', bad, 't0');
+    pusher.setEntry('ns/ok', entry('ns/ok', 'y'), 't0');
+    await until(() => pusher.stateOf('ns/bad').failure?.reason === 'ConfigRejected');
+    await pusher.idle();
+    expect(aloneCalls).toBe(2);
+    pusher.setEntry('ns/ok', entry('ns/ok', 'y', ['d-0', 'd-1']), 't0');
+    await until(() => router.puts.length === 2);
+    await pusher.idle();
+    expect(aloneCalls).toBe(3);
+    expect(pusher.stateOf('ns/bad').failure?.reason).toBe('ConfigRejected');
+    expect((router.puts[1] as { clusters: Array<{ name: string }> }).clusters.map((c) => c.name)).toEqual([
+      'ns/ok',
+    ]);
   });
 
   it('sends the peers list', async () => {

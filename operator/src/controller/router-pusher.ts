@@ -27,6 +27,8 @@ export interface RouterPusherOptions {
     result: 'success' | 'rejected' | 'unreachable' | 'unchanged',
     info: { hash?: string; error?: string },
   ) => void;
+  /** The router's validator (tests inject a counting one). */
+  validate?: typeof validateRouterConfig;
 }
 
 interface EntryRecord {
@@ -34,27 +36,39 @@ interface EntryRecord {
   entryKey: string;
   /** creationTimestamp: the older cluster keeps a contested model name. */
   createdAt: string;
+  /** The contract's verdict on this entry alone (errors or null), computed once per entryKey. */
+  verdict?: string[] | null;
 }
 
 export interface BuiltConfig {
   config: RouterConfigInput;
   included: string[];
+  /** Keys of config.clusters, in the document's order. */
+  clusterKeys: string[];
   excluded: Map<string, NonNullable<RouterState['failure']>>;
 }
+
+/** Why the router contract refuses one cluster's entry on its own (errors), or undefined if it accepts it. */
+export type EntryCheck = (key: string, entry: ClusterEntry) => string[] | undefined;
+
+export const checkEntryAlone: EntryCheck = (_key, entry) => {
+  const alone = validateRouterConfig({ clusters: [entry] });
+  return alone.ok ? undefined : alone.errors;
+};
 
 /** Builds the document from the entries: model conflicts and entries the contract refuses are left out. */
 export function buildRouterConfig(
   entries: ReadonlyMap<string, { entry: ClusterEntry; createdAt: string }>,
   peers: readonly RouterPeer[],
   generation: number,
+  check: EntryCheck = checkEntryAlone,
 ): BuiltConfig {
   const excluded = new Map<string, NonNullable<RouterState['failure']>>();
   const ordered = [...entries.entries()].sort(([ka, a], [kb, b]) =>
     a.createdAt !== b.createdAt ? (a.createdAt < b.createdAt ? -1 : 1) : ka < kb ? -1 : 1,
   );
   const modelOwner = new Map<string, string>();
-  const clusters: ClusterEntry[] = [];
-  const included: string[] = [];
+  const kept: Array<[string, ClusterEntry]> = [];
   for (const [key, { entry }] of ordered) {
     const taken = entry.models
       .map((m) => [m, modelOwner.get(m)] as const)
@@ -66,20 +80,26 @@ export function buildRouterConfig(
       });
       continue;
     }
-    const alone = validateRouterConfig({ clusters: [entry] });
-    if (!alone.ok) {
+    const errors = check(key, entry);
+    if (errors) {
       excluded.set(key, {
         reason: 'ConfigRejected',
-        message: `The router configuration contract refused this cluster: ${alone.errors.join('; ')}`,
+        message: `The router configuration contract refused this cluster: ${errors.join('; ')}`,
       });
       continue;
     }
     entry.models.forEach((m) => modelOwner.set(m, key));
-    clusters.push(entry);
-    included.push(key);
+    kept.push([key, entry]);
   }
-  clusters.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  return { config: { generation, clusters, peers: [...peers] }, included, excluded };
+  const included = kept.map(([key]) => key);
+  // Stable sort: the document's order is a function of its content.
+  kept.sort(([, a], [, b]) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return {
+    config: { generation, clusters: kept.map(([, e]) => e), peers: [...peers] },
+    included,
+    clusterKeys: kept.map(([key]) => key),
+    excluded,
+  };
 }
 
 export class RouterConfigPusher {
@@ -98,7 +118,10 @@ export class RouterConfigPusher {
   private retries = 0;
   private stopped = false;
 
+  private readonly validate: typeof validateRouterConfig;
+
   constructor(private readonly opts: RouterPusherOptions) {
+    this.validate = opts.validate ?? validateRouterConfig;
     const timeout = opts.requestTimeoutMs ?? 5_000;
     this.client = new Client('http://router-admin', {
       socketPath: opts.socketPath,
@@ -112,7 +135,9 @@ export class RouterConfigPusher {
     const entryKey = canonicalJson(entry);
     const old = this.entries.get(key);
     if (old?.entryKey === entryKey && old.createdAt === createdAt) return;
-    this.entries.set(key, { entry, entryKey, createdAt });
+    const rec: EntryRecord = { entry, entryKey, createdAt };
+    if (old?.entryKey === entryKey) rec.verdict = old.verdict;
+    this.entries.set(key, rec);
     this.schedule();
   }
 
@@ -189,8 +214,12 @@ export class RouterConfigPusher {
   private async pushOnce(): Promise<void> {
     const force = this.forceNext;
     this.forceNext = false;
-    const built = buildRouterConfig(this.entries, this.peers, this.generation + 1);
-    const contentKey = canonicalJson({ ...built.config, generation: 0 });
+    const built = buildRouterConfig(this.entries, this.peers, this.generation + 1, this.checkEntry);
+    // The entries' canonical JSON is already known (entryKey), so the document is never re-serialised.
+    const contentKey = [
+      canonicalJson(built.config.peers),
+      ...built.clusterKeys.map((k) => this.entries.get(k)!.entryKey),
+    ].join('\n');
     const before = this.snapshot();
     for (const [key, failure] of built.excluded) {
       this.failures.set(key, failure);
@@ -201,7 +230,7 @@ export class RouterConfigPusher {
         this.opts.onPushed?.('unchanged', { hash: this.ackedHash });
         return;
       }
-      const validated = validateRouterConfig(built.config);
+      const validated = this.validate(built.config);
       if (!validated.ok) throw new Error(`built an invalid router config: ${validated.errors.join('; ')}`);
       if (force && (await this.routerHash()) === validated.hash) {
         this.lastPushedKey = contentKey;
@@ -261,6 +290,16 @@ export class RouterConfigPusher {
     }
   }
 
+  /** Validates an entry alone only when its content changed since the last verdict. */
+  private readonly checkEntry: EntryCheck = (key, entry) => {
+    const rec = this.entries.get(key);
+    if (rec?.verdict !== undefined) return rec.verdict ?? undefined;
+    const alone = this.validate({ clusters: [entry] });
+    const verdict = alone.ok ? null : alone.errors;
+    if (rec) rec.verdict = verdict;
+    return verdict ?? undefined;
+  };
+
   private retryLater(): void {
     const base = this.opts.retryBaseMs ?? 200;
     const max = this.opts.retryMaxMs ?? 10_000;
@@ -274,19 +313,30 @@ export class RouterConfigPusher {
   }
 
   /** The part of a key's state that matters to its plan (the whole-config hash alone does not). */
-  private stateKey(key: string): string {
-    return JSON.stringify([this.acked.get(key)?.entryKey, this.failures.get(key)]);
-  }
-
-  private snapshot(): Map<string, string> {
-    const out = new Map<string, string>();
+  private snapshot(): Map<string, KeyState> {
+    const out = new Map<string, KeyState>();
     for (const key of this.entries.keys()) out.set(key, this.stateKey(key));
     return out;
   }
 
-  private changedSince(before: Map<string, string>): string[] {
-    return [...this.entries.keys()].filter((k) => before.get(k) !== this.stateKey(k));
+  private stateKey(key: string): KeyState {
+    const f = this.failures.get(key);
+    return { acked: this.acked.get(key)?.entryKey, reason: f?.reason, message: f?.message };
   }
+
+  private changedSince(before: Map<string, KeyState>): string[] {
+    return [...this.entries.keys()].filter((k) => {
+      const a = before.get(k);
+      const b = this.stateKey(k);
+      return !a || a.acked !== b.acked || a.reason !== b.reason || a.message !== b.message;
+    });
+  }
+}
+
+interface KeyState {
+  acked: string | undefined;
+  reason: string | undefined;
+  message: string | undefined;
 }
 
 function rejectionText(body: string): string {
