@@ -26,6 +26,8 @@ import {
   type Cluster,
   type Settings,
 } from './router-measure.js';
+import { connectInspector } from './router-inspector.js';
+import { RouterProbe } from './router-probe.js';
 import { startRouterProcess, type RouterProcess } from './router-process.js';
 import { renderReport, verdicts, type BenchResults } from './router-report.js';
 
@@ -45,6 +47,8 @@ const HELP = `Usage: npm run bench:router -- [options]
   --deep-stall-streams N  streams pushed until backpressure reaches the engine (default 20)
   --skip LIST             skip parts: latency,ttft,throughput,memory
   --profile               also run a CPU-profiled router per path and list its hot spots
+  --max-other-cores X     run a round again when other processes used more than X cores (default 0.3)
+  --noisy-retries N       at most this many repeats per round (default 3)
   --wait-quiet-s N        first wait up to N s for other processes to use < 0.3 cores (default 0)
   --quick                 short smoke run (1 round of 2 s, 200 stalled streams)
   --out FILE              JSON results (default .bench/router-bench.json)`;
@@ -82,6 +86,8 @@ function parseOptions(): Options | undefined {
       profile: { type: 'boolean', default: false },
       quick: { type: 'boolean', default: false },
       'wait-quiet-s': { type: 'string', default: '0' },
+      'max-other-cores': { type: 'string', default: '0.3' },
+      'noisy-retries': { type: 'string', default: '3' },
       out: { type: 'string', default: path.join(REPO_ROOT, '.bench', 'router-bench.json') },
       help: { type: 'boolean', default: false },
     },
@@ -105,6 +111,8 @@ function parseOptions(): Options | undefined {
     rounds: quick ? 1 : Math.round(num('rounds', 1)),
     warmupMs: (quick ? 0.5 : num('warmup-s', 0)) * 1000,
     waitQuietS: num('wait-quiet-s', 0),
+    maxOtherCores: num('max-other-cores', 0),
+    noisyRetries: quick ? 0 : Math.round(num('noisy-retries', 0)),
     streamRate: num('stream-rate', 1),
     concurrency: Math.round(num('concurrency', 1)),
     decoders: Math.round(num('decoders', 1)),
@@ -206,6 +214,14 @@ async function waitForQuiet(maxS: number): Promise<number> {
   }
 }
 
+async function routerProbe(router: RouterProcess): Promise<RouterProbe> {
+  for (let i = 0; i < 100 && !router.inspectorUrl; i++) await new Promise((r) => setTimeout(r, 50));
+  if (!router.inspectorUrl) throw new Error('the router did not print its inspector URL');
+  const inspector = await connectInspector(router.inspectorUrl);
+  cleanups.push(async () => inspector.close());
+  return new RouterProbe(inspector, router.pid);
+}
+
 async function main(): Promise<number> {
   const opts = parseOptions();
   if (!opts) return 0;
@@ -236,7 +252,9 @@ async function main(): Promise<number> {
     startRouter: (nodeFlags) => startRouter(cluster, nodeFlags),
     repoRoot: REPO_ROOT,
   };
-  const router = await startRouter(cluster);
+  // The inspector lets the probe read GC pauses and event-loop delay inside the router.
+  const router = await startRouter(cluster, ['--inspect=127.0.0.1:0']);
+  const probe = await routerProbe(router);
   say(`router process pid ${router.pid} at ${router.url}; load generator pid ${gen.pid}; warming up ...`);
   await warmUp(ctx, router);
   const warm = await getText(`${router.url}/metrics`);
@@ -256,11 +274,11 @@ async function main(): Promise<number> {
       `latency at fixed rates (${opts.rounds} rounds x ${opts.durationMs / 1000} s per target, interleaved) ...`,
     );
     results.latency = {};
-    for (const rate of opts.rates) results.latency[rate] = await fixedRate(ctx, router, rate, false);
+    for (const rate of opts.rates) results.latency[rate] = await fixedRate(ctx, router, rate, false, probe);
   }
   if (!opts.skip.has('ttft')) {
     say(`time to first token: streams of ${STREAM_TOKENS} tokens at ${opts.streamRate} req/s ...`);
-    results.ttft = await fixedRate(ctx, router, opts.streamRate, true);
+    results.ttft = await fixedRate(ctx, router, opts.streamRate, true, probe);
   }
   if (!opts.skip.has('throughput')) {
     say(`maximum throughput (closed loop, ${opts.concurrency} concurrent requests) ...`);

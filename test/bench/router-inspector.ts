@@ -12,6 +12,10 @@ export interface Inspector {
   /** Full, compacting garbage collection in the router. */
   collectGarbage(): Promise<void>;
   memoryUsage(): Promise<MemoryUsage>;
+  /** Any Chrome DevTools Protocol method. */
+  send(method: string, params?: Record<string, unknown>): Promise<unknown>;
+  /** Evaluates an expression that returns a string in the router's global scope. */
+  evaluate(expression: string): Promise<string>;
   close(): void;
 }
 
@@ -39,17 +43,24 @@ export async function connectInspector(wsUrl: string): Promise<Inspector> {
       pending.set(id, { resolve, reject });
       ws.send(JSON.stringify({ id, method, params }));
     });
+  const evaluate = async (expression: string): Promise<string> => {
+    const r = (await call('Runtime.evaluate', { expression, returnByValue: true })) as {
+      result: { value?: unknown };
+      exceptionDetails?: { text: string; exception?: { description?: string } };
+    };
+    if (r.exceptionDetails) {
+      throw new Error(`inspector: ${r.exceptionDetails.exception?.description ?? r.exceptionDetails.text}`);
+    }
+    return String(r.result.value);
+  };
   return {
     collectGarbage: async () => {
       await call('HeapProfiler.collectGarbage');
     },
-    memoryUsage: async () => {
-      const r = (await call('Runtime.evaluate', {
-        expression: 'JSON.stringify(process.memoryUsage())',
-        returnByValue: true,
-      })) as { result: { value: string } };
-      return JSON.parse(r.result.value) as MemoryUsage;
-    },
+    memoryUsage: async () =>
+      JSON.parse(await evaluate('JSON.stringify(process.memoryUsage())')) as MemoryUsage,
+    evaluate,
+    send: call,
     close: () => ws.close(),
   };
 }

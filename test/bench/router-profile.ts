@@ -87,9 +87,14 @@ function locate(url: string, fn: string, generatedLine: number, repoRoot: string
 
 /**
  * Self time per function. `fromUs` (a CLOCK_MONOTONIC time in microseconds, as
- * process.hrtime.bigint() / 1000n gives) drops the samples taken before it, e.g. start-up.
+ * process.hrtime.bigint() / 1000n gives) drops the samples taken before it, e.g. start-up; `toUs`
+ * the ones after it.
  */
-export function hotSpots(file: string, repoRoot: string, opts: { fromUs?: number } = {}): HotSpot[] {
+export function hotSpots(
+  file: string,
+  repoRoot: string,
+  opts: { fromUs?: number; toUs?: number } = {},
+): HotSpot[] {
   const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
   const nodes = new Map(profile.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
@@ -97,7 +102,10 @@ export function hotSpots(file: string, repoRoot: string, opts: { fromUs?: number
   const counts = new Map<number, number>();
   if (profile.samples?.length && profile.timeDeltas?.length) {
     let t = profile.startTime;
-    const kept = profile.samples.filter((_, i) => (t += profile.timeDeltas![i]!) >= (opts.fromUs ?? 0));
+    const kept = profile.samples.filter((_, i) => {
+      t += profile.timeDeltas![i]!;
+      return t >= (opts.fromUs ?? 0) && t <= (opts.toUs ?? Infinity);
+    });
     // A clock mismatch must not silently empty the profile.
     for (const id of kept.length > 0 ? kept : profile.samples) counts.set(id, (counts.get(id) ?? 0) + 1);
   } else {
@@ -158,6 +166,52 @@ export function routerInclusive(spots: HotSpot[]): HotSpot[] {
   return spots
     .filter((s) => s.inclusivePct !== undefined)
     .sort((a, b) => (b.inclusivePct ?? 0) - (a.inclusivePct ?? 0));
+}
+
+interface SamplingNode {
+  callFrame: CallFrame;
+  selfSize: number;
+  children: SamplingNode[];
+}
+
+export interface AllocationSite {
+  functionName: string;
+  where: string;
+  area: string;
+  /** Bytes allocated here per request (sampled; garbage included). */
+  bytesPerRequest: number;
+}
+
+/** Allocation sites of a V8 sampling heap profile (HeapProfiler.stopSampling), per request. */
+export function allocationSites(
+  head: SamplingNode,
+  requests: number,
+  repoRoot: string,
+): { bytesPerRequest: number; sites: AllocationSite[] } {
+  const sites = new Map<string, AllocationSite>();
+  let total = 0;
+  const walk = (n: SamplingNode): void => {
+    if (n.selfSize > 0) {
+      const fn = n.callFrame.functionName || '(anonymous)';
+      const where = locate(n.callFrame.url, fn, n.callFrame.lineNumber, repoRoot);
+      const key = `${fn}|${where}`;
+      const site = sites.get(key) ?? {
+        functionName: fn,
+        where,
+        area: areaOf(n.callFrame.url, fn),
+        bytesPerRequest: 0,
+      };
+      site.bytesPerRequest += n.selfSize / Math.max(1, requests);
+      sites.set(key, site);
+      total += n.selfSize;
+    }
+    for (const c of n.children) walk(c);
+  };
+  walk(head);
+  return {
+    bytesPerRequest: total / Math.max(1, requests),
+    sites: [...sites.values()].sort((a, b) => b.bytesPerRequest - a.bytesPerRequest),
+  };
 }
 
 /** Self time per area, largest first. */

@@ -147,9 +147,57 @@ export function renderReport(r: BenchResults): string {
         ),
       ]),
       '  p50/p90/p99 pool all rounds; "added" is the median over rounds of (router - engine) in the same round.',
+      `  Rounds repeated because other processes were busy: ${Object.values(r.latency)
+        .map((p) => p.engine.repeatedRounds ?? 0)
+        .reduce((a, b) => a + b, 0)}; kept although busy: ${Object.values(r.latency)
+        .map((p) => p.engine.noisyRounds ?? 0)
+        .reduce((a, b) => a + b, 0)}.`,
       '  "gen lag": how late the load generator sent (its own health); "other cores": CPU used meanwhile by processes',
       `  outside the benchmark (noise); "saturated": p50 above ${SATURATED_P50_MS} ms against`,
       '  zero-latency engines, i.e. the machine (router + engines + generator on the same cores) is past capacity.',
+    );
+  }
+  const insideRows = [
+    ...Object.entries(r.latency ?? {}).map(([rate, phases]) => [`${rate}/s`, phases] as const),
+    ...(r.ttft ? [[`stream ${r.streamRate}/s`, r.ttft] as const] : []),
+  ].flatMap(([label, phases]) =>
+    (['router-direct', 'router-dpd'] as const)
+      .filter((t) => phases[t].inside)
+      .map((t) => {
+        const i = phases[t].inside!;
+        return [
+          label,
+          TARGET_LABEL[t],
+          ms(i.runQueueWaitMsPerRequest, 3),
+          i.involuntarySwitchesPerRequest.toFixed(2),
+          String(i.gcCount),
+          ms(i.gcTotalMs, 1),
+          ms(i.gcMaxMs),
+          ms(i.loopDelayP99Ms),
+          ms(i.loopDelayMaxMs),
+        ];
+      }),
+  );
+  if (insideRows.length) {
+    lines.push(
+      '',
+      'Inside the router during those phases (where its added time went)',
+      table([
+        [
+          'phase',
+          'target',
+          'CPU wait/req ms',
+          'preempted/req',
+          'GCs',
+          'GC total ms',
+          'GC max ms',
+          'loop delay p99',
+          'loop delay max',
+        ],
+        ...insideRows,
+      ]),
+      '  "CPU wait": time the router was runnable but had no CPU (/proc/PID/schedstat); "preempted": involuntary',
+      '  context switches; GC pauses and event-loop delay (10 ms timer) are read through the inspector.',
     );
   }
   if (r.ttft) {
@@ -290,6 +338,17 @@ export function renderReport(r: BenchResults): string {
           .map((h) => [(h.inclusivePct ?? 0).toFixed(1), h.functionName, h.where]),
       ]),
     );
+    if (p.allocation) {
+      lines.push(
+        `  heap allocated per request at 1000 req/s (sampled, garbage included): ${(p.allocation.bytesPerRequest / 1024).toFixed(1)} KB`,
+        table([
+          ['KB/req', 'allocated in', 'where'],
+          ...p.allocation.sites
+            .slice(0, 10)
+            .map((a) => [(a.bytesPerRequest / 1024).toFixed(2), a.functionName, a.where]),
+        ]),
+      );
+    }
   }
   return lines.join('\n');
 }
