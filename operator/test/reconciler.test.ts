@@ -154,6 +154,74 @@ describe('reconciler', () => {
     });
   });
 
+  it('refreshRouter feeds the router from the caches with no API call, leader or not', () => {
+    for (const leader of [true, false]) {
+      const pods = [
+        aPod().named('llama-decode-a').role('decode').nixlPort().ready().build(),
+        aPod().named('llama-decode-b').role('decode').nixlPort().ready().drainingSince(T0).build(),
+        aPod().named('other').cluster('mistral').role('decode').nixlPort().ready().build(),
+      ];
+      const { api, pusher, reconciler } = setup({ leader, pods });
+      reconciler.refreshRouter(key);
+      expect(api.writes).toEqual([]);
+      // The draining pod is left out, as the reconcile would: scale-down drains stay correct.
+      expect(pusher.entries.get(key)?.decode.endpoints.map((e) => e.id)).toEqual([`${NS}/llama-decode-a`]);
+    }
+  });
+
+  it('refreshRouter computes the same entry as the reconcile', async () => {
+    const pods = [
+      aPod().named('llama-decode-a').role('decode').nixlPort().ready().build(),
+      aPod().named('llama-decode-b').role('decode').nixlPort().ready().build(),
+      aPod().named('llama-prefill-a').role('prefill').ready().build(),
+    ];
+    const { pusher, reconciler } = setup({ pods });
+    reconciler.refreshRouter(key);
+    const fed = pusher.entries.get(key);
+    pusher.entries.clear();
+    await reconciler.reconcile(key);
+    expect(pusher.entries.get(key)).toEqual(fed);
+    expect(fed?.decode.endpoints).toHaveLength(1);
+  });
+
+  it('refreshRouter removes a deleted cluster from the router', async () => {
+    const { clusters, pusher, reconciler } = setup();
+    reconciler.refreshRouter(key);
+    expect(pusher.entries.has(key)).toBe(true);
+    clusters.items = [];
+    reconciler.refreshRouter(key);
+    expect(pusher.entries.has(key)).toBe(false);
+  });
+
+  it('records all planned events of a reconcile without waiting for each in turn', async () => {
+    // Two pods with bad ports: two Warning events in one plan.
+    const pods = ['a', 'b'].map((n) =>
+      aPod()
+        .named(`llama-decode-${n}`)
+        .role('decode')
+        .annotation('disagg.dev/nixl-side-channel-port', 'x')
+        .ready()
+        .build(),
+    );
+    const { api, reconciler } = setup({ pods });
+    let started = 0;
+    const release: Array<() => void> = [];
+    const recorder = {
+      record: () => {
+        started++;
+        return new Promise<void>((r) => release.push(r));
+      },
+    };
+    (reconciler as unknown as { deps: { recorder: typeof recorder } }).deps.recorder = recorder;
+    const done = reconciler.reconcile(key);
+    const until = Date.now() + 2000;
+    while (started < 2 && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+    expect(started).toBeGreaterThanOrEqual(2);
+    release.forEach((r) => r());
+    await done;
+    expect(api.writesTo('mergePatch', '/status')).toHaveLength(1);
+  });
+
   it('a deleted cluster leaves the router config', async () => {
     const { clusters, pusher, reconciler } = setup();
     await reconciler.reconcile(key);

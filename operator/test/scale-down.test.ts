@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { ANN_DRAINING_SINCE, ANN_POD_DELETION_COST } from '../src/api/labels.js';
 import type { Pod } from '../src/api/types.js';
 import { discoverPod } from '../src/discovery/pod-endpoints.js';
-import { plan, type RouterState } from '../src/plan/planner.js';
+import { plan, planRouterEntry, type RouterState } from '../src/plan/planner.js';
 import { planScaleDown } from '../src/plan/scale-down.js';
 import { aCluster, aDeployment, aPod, secondsAfter, T0 } from './fixtures.js';
 
@@ -240,5 +240,62 @@ describe('scale-down through the planner', () => {
     const pods = [decodePod('a', 1).ready().build(), decodePod('b', 2).ready().drainingSince(T0).build()];
     const p = plan({ cluster, pods, deployments: [], router: {}, now: T0 });
     expect(p.podPatches).toEqual([]);
+  });
+});
+
+describe('the router entry fed straight from watch events', () => {
+  const router: RouterState = { ackedEntryKey: 'x', ackedEndpointIds: [] };
+  const cases: Array<[string, () => ReturnType<typeof aCluster>, () => Pod[]]> = [
+    ['no excess', () => aCluster().prefill(0).decode(2), () => [decodePod('a', 1).ready().build()]],
+    [
+      'a new victim (not yet annotated) is left out at once',
+      () => aCluster().prefill(0).decode(1),
+      () => [decodePod('old', 1).ready().build(), decodePod('young', 2).ready().build()],
+    ],
+    [
+      'a pod marked draining-since is left out',
+      () => aCluster().prefill(0).decode(1),
+      () => [decodePod('young', 2).ready().build(), decodePod('old', 1).ready().drainingSince(T0).build()],
+    ],
+    [
+      'a marked pod rejoins when the desired count rises again',
+      () => aCluster().prefill(0).decode(2),
+      () => [decodePod('young', 2).ready().build(), decodePod('old', 1).ready().drainingSince(T0).build()],
+    ],
+    [
+      'adopted pools are never drained',
+      () =>
+        aCluster()
+          .prefill(0)
+          .decode(1)
+          .adopt('decode', { matchLabels: { app: 'vllm' } }),
+      () => [
+        decodePod('a', 1).label('app', 'vllm').ready().build(),
+        decodePod('b', 2).label('app', 'vllm').ready().build(),
+      ],
+    ],
+  ];
+  it.each(cases)('equals the planner entry: %s', (_name, cluster, pods) => {
+    const c = cluster().build();
+    const ps = pods();
+    const full = plan({
+      cluster: c,
+      pods: ps,
+      deployments: [aDeployment('llama-decode', 2)],
+      router,
+      now: T0,
+    });
+    const alone = planRouterEntry(c, ps);
+    expect(alone.routerEntry).toEqual(full.routerEntry);
+    expect(alone.routerEntryKey).toBe(full.routerEntryKey);
+  });
+
+  it('leaves draining-since pods out of the entry', () => {
+    const c = aCluster().prefill(0).decode(1).build();
+    const { routerEntry } = planRouterEntry(c, [
+      decodePod('young', 2).ready().build(),
+      decodePod('old', 1).ready().drainingSince(T0).build(),
+    ]);
+    expect(routerEntry.decode.endpoints.map((e) => e.id)).toEqual(['serving/young']);
   });
 });

@@ -1,5 +1,6 @@
 // Wires the operator: informers -> work queue -> workers -> reconciler, the router pusher and
 // membership (every replica), leader election (only the leader writes), periodic resync.
+// Pod and cluster events also feed the router directly, so routing never queues behind API writes.
 import type { KubeConfig } from '@kubernetes/client-node';
 import { LABEL_CLUSTER, LABEL_MANAGED_BY, MANAGED_BY } from '../api/labels.js';
 import {
@@ -76,6 +77,10 @@ export class Manager {
   private workers: Promise<void>[] = [];
   private leading: boolean;
   private stopping = false;
+  /** Direct router feeding starts once every cache listed (a partial cache would drop endpoints). */
+  private feeding = false;
+  private readonly routerDirty = new Set<string>();
+  private routerFlush: NodeJS.Immediate | undefined;
 
   constructor(private readonly opts: ManagerOptions) {
     const { metrics, log } = opts;
@@ -185,13 +190,18 @@ export class Manager {
 
     this.clusterStore = new MultiStore(clusterInformers);
     for (const i of clusterInformers) {
-      const enqueue = (c: DisaggCluster) => this.queue.add(keyOf(c));
+      const enqueue = (c: DisaggCluster) => {
+        this.queue.add(keyOf(c));
+        this.refreshRouter(keyOf(c));
+      };
       i.on({ onAdd: enqueue, onUpdate: enqueue, onDelete: enqueue });
     }
     for (const i of podInformers) {
       const enqueue = (p: Pod) => {
         const cluster = p.metadata.labels?.[LABEL_CLUSTER];
-        if (cluster) this.queue.add(`${p.metadata.namespace}/${cluster}`);
+        if (!cluster) return;
+        this.queue.add(`${p.metadata.namespace}/${cluster}`);
+        this.refreshRouter(`${p.metadata.namespace}/${cluster}`);
       };
       i.on({ onAdd: enqueue, onUpdate: enqueue, onDelete: enqueue });
     }
@@ -232,6 +242,7 @@ export class Manager {
   async start(): Promise<void> {
     const { log } = this.opts;
     await Promise.all(this.informers.map((i) => i.start()));
+    this.feeding = true; // the workers' first reconciles feed every cluster already queued
     this.membership.start();
     this.elector?.start();
     for (let w = 0; w < this.opts.workers; w++) this.workers.push(this.work());
@@ -249,6 +260,8 @@ export class Manager {
     this.stopping = true;
     if (this.resyncTimer) clearTimeout(this.resyncTimer);
     this.queue.shutDown();
+    this.feeding = false;
+    if (this.routerFlush) clearImmediate(this.routerFlush);
     await Promise.all(this.workers);
     await this.elector?.stop();
     await this.membership.stop();
@@ -258,6 +271,25 @@ export class Manager {
 
   enqueueAll(): void {
     for (const c of this.clusterStore.list()) this.queue.add(keyOf(c));
+  }
+
+  /** Feeds the cluster's router entry after this batch of watch events (one recompute per cluster). */
+  private refreshRouter(key: string): void {
+    if (!this.feeding) return;
+    this.routerDirty.add(key);
+    this.routerFlush ??= setImmediate(() => {
+      this.routerFlush = undefined;
+      const keys = [...this.routerDirty];
+      this.routerDirty.clear();
+      for (const k of keys) {
+        try {
+          this.reconciler.refreshRouter(k);
+        } catch (err) {
+          // The queued reconcile computes the same entry and retries with backoff.
+          this.opts.log.warn('Could not refresh the router entry', { key: k, error: errorMessage(err) });
+        }
+      }
+    });
   }
 
   private scheduleResync(): void {

@@ -1,10 +1,12 @@
 // One reconcile of one DisaggCluster: gather (from the informer caches) -> plan (pure) -> feed
 // this replica's router -> apply (leader only: server-side apply, pod annotations, status patch
 // only when it changed, events). Level-triggered: it reads the whole current state every time.
+// refreshRouter() is the router feed alone (no API I/O), called straight from watch events.
 import { LABEL_CLUSTER } from '../api/labels.js';
 import { PLURAL, GROUP, VERSION, type Deployment, type DisaggCluster, type Pod } from '../api/types.js';
 import { canonicalJson } from '../../../router/src/config/index.js';
-import { plan, type Plan } from '../plan/planner.js';
+import { plan, planRouterEntry, type Plan } from '../plan/planner.js';
+import type { ClusterEntry } from '../plan/router-entry.js';
 import { errorMessage, type Logger } from '../observability/logger.js';
 import type { OperatorMetrics } from '../observability/metrics.js';
 import type { EventRecorder } from './event-recorder.js';
@@ -47,18 +49,28 @@ export class Reconciler {
 
   constructor(private readonly deps: ReconcilerDeps) {}
 
+  /**
+   * Recomputes the cluster's router entry from the caches and hands it to the pusher: every
+   * replica, leader or not, with no API call, so routing never waits behind other clusters' writes.
+   */
+  refreshRouter(key: string): void {
+    const [ns, name] = splitKey(key);
+    const cluster = this.deps.clusters.get(name, ns);
+    if (!cluster || cluster.metadata.deletionTimestamp) return this.forget(key);
+    const { routerEntry } = planRouterEntry(cluster, this.clusterPods(ns, name));
+    this.feed(key, cluster, routerEntry);
+  }
+
   async reconcile(key: string): Promise<ReconcileResult> {
     const { deps } = this;
     const [ns, name] = splitKey(key);
     const cluster = deps.clusters.get(name, ns);
     if (!cluster || cluster.metadata.deletionTimestamp) {
-      // Children go by owner-reference garbage collection; the router forgets the cluster now.
-      deps.pusher.removeEntry(key);
+      this.forget(key);
       this.applyErrors.delete(key);
-      for (const role of ['prefill', 'decode']) deps.metrics?.routableEndpoints.remove(ns, name, role);
       return {};
     }
-    const pods = deps.pods.list(ns).filter((p) => p.metadata.labels?.[LABEL_CLUSTER] === name);
+    const pods = this.clusterPods(ns, name);
     const deployments = deps.deployments
       .list(ns)
       .filter((d) => d.metadata.ownerReferences?.some((o) => o.uid === cluster.metadata.uid));
@@ -71,15 +83,8 @@ export class Reconciler {
       now: deps.now(),
     };
     const p = plan(input);
-    deps.pusher.setEntry(key, p.routerEntry, cluster.metadata.creationTimestamp ?? '');
-    deps.metrics?.routableEndpoints.set(
-      { namespace: ns, cluster: name, role: 'prefill' },
-      p.routerEntry.prefill.endpoints.length,
-    );
-    deps.metrics?.routableEndpoints.set(
-      { namespace: ns, cluster: name, role: 'decode' },
-      p.routerEntry.decode.endpoints.length,
-    );
+    // Usually a no-op (the watch event already fed it); kept so a reconcile is complete on its own.
+    this.feed(key, cluster, p.routerEntry);
     if (!deps.isLeader()) return { requeueAfterMs: p.requeueAfterMs };
 
     let applyError: unknown;
@@ -96,9 +101,29 @@ export class Reconciler {
         ? plan({ ...input, applyError: this.applyErrors.get(key) })
         : p;
     await this.patchStatus(cluster, final);
-    for (const e of final.events) await deps.recorder.record(cluster, e);
+    // Independent API writes; the recorder reports its own failures and never throws.
+    await Promise.all(final.events.map((e) => deps.recorder.record(cluster, e)));
     if (applyError !== undefined) throw applyError;
     return { requeueAfterMs: p.requeueAfterMs };
+  }
+
+  private clusterPods(ns: string, name: string): Pod[] {
+    return this.deps.pods.list(ns).filter((p) => p.metadata.labels?.[LABEL_CLUSTER] === name);
+  }
+
+  private feed(key: string, cluster: DisaggCluster, entry: ClusterEntry): void {
+    const { deps } = this;
+    const [namespace, name] = splitKey(key);
+    deps.pusher.setEntry(key, entry, cluster.metadata.creationTimestamp ?? '');
+    for (const role of ['prefill', 'decode'] as const)
+      deps.metrics?.routableEndpoints.set({ namespace, cluster: name, role }, entry[role].endpoints.length);
+  }
+
+  /** Children go by owner-reference garbage collection; the router forgets the cluster now. */
+  private forget(key: string): void {
+    const [ns, name] = splitKey(key);
+    this.deps.pusher.removeEntry(key);
+    for (const role of ['prefill', 'decode']) this.deps.metrics?.routableEndpoints.remove(ns, name, role);
   }
 
   private async apply(cluster: DisaggCluster, p: Plan): Promise<void> {

@@ -25,8 +25,8 @@ import { discoverEndpoints, type ClusterDiscovery, type PodProblem } from '../di
 import { canonicalJson } from '../../../router/src/config/index.js';
 import { findCondition, setCondition, type ConditionInput } from './conditions.js';
 import { deploymentName, desiredDeployment } from './deployments.js';
-import { routerEntry, type ClusterEntry } from './router-entry.js';
-import { planScaleDown, type PodAnnotationPatch } from './scale-down.js';
+import { routerEntry as routerEntryOf, type ClusterEntry } from './router-entry.js';
+import { chooseVictims, planScaleDown, type PodAnnotationPatch } from './scale-down.js';
 
 /** What this replica's router last did with this cluster's entry (from the config pusher). */
 export interface RouterState {
@@ -73,6 +73,26 @@ export interface Plan {
 }
 
 const MAX_LISTED_PROBLEMS = 5;
+
+/**
+ * The router entry alone, as plan() computes it: it depends only on the cluster and its pods
+ * (not on the router's state, the Deployments or the clock), so every replica can feed its router
+ * straight from a watch event without waiting for a reconcile.
+ */
+export function planRouterEntry(
+  cluster: DisaggCluster,
+  pods: readonly Pod[],
+): { routerEntry: ClusterEntry; routerEntryKey: string } {
+  const discovery = discoverEndpoints(cluster, pods);
+  const draining = new Set<string>();
+  for (const role of POOL_ROLES) {
+    const pool = cluster.spec[role];
+    if (!pool.template) continue; // adopted pools are never scaled down by the operator
+    for (const p of chooseVictims(discovery[role].pods, pool.replicas)) draining.add(p.id);
+  }
+  const routerEntry = routerEntryOf(cluster, discovery, draining);
+  return { routerEntry, routerEntryKey: canonicalJson(routerEntry) };
+}
 
 export function plan(input: PlanInput): Plan {
   const { cluster, now } = input;
@@ -123,7 +143,7 @@ export function plan(input: PlanInput): Plan {
     }
   }
 
-  const entry = routerEntry(cluster, discovery, draining);
+  const entry = routerEntryOf(cluster, discovery, draining);
   const entryKey = canonicalJson(entry);
   const status = planStatus(input, discovery, entry, entryKey, draining, scaling);
   events.push(...transitionEvents(input, discovery.problems, status));

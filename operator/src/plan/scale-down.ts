@@ -65,12 +65,18 @@ export function victimOrder(a: DiscoveredPod, b: DiscoveredPod): number {
   return a.id < b.id ? 1 : a.id > b.id ? -1 : 0;
 }
 
+/** The pods that go when the pool has more live pods than desired; they are left out of the router. */
+export function chooseVictims(pods: readonly DiscoveredPod[], desired: number): DiscoveredPod[] {
+  const live = pods.filter((p) => !p.terminating);
+  const excess = Math.max(0, live.length - desired);
+  return excess === 0 ? [] : [...live].sort(victimOrder).slice(0, excess);
+}
+
 export function planScaleDown(input: ScaleDownInput): ScaleDownPlan {
   const { desired, now } = input;
   const live = input.pods.filter((p) => !p.terminating);
   const plan: ScaleDownPlan = { replicas: desired, draining: new Set(), patches: [], notes: [] };
-  const excess = Math.max(0, live.length - desired);
-  const victims = new Set([...live].sort(victimOrder).slice(0, excess));
+  const victims = new Set(chooseVictims(input.pods, desired));
 
   for (const p of live) {
     if (victims.has(p) || (!drainingSince(p) && !hasDrainedCost(p))) continue;
