@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from '@jest/globals';
 import { KubeConfig } from '@kubernetes/client-node';
 import { createServer, type ServerResponse, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { podClusterIndex } from '../src/controller/indexes.js';
 import { ResilientInformer, type InformerLifecycleEvent } from '../src/controller/informer.js';
 import { RestKubeApi } from '../src/controller/kube-client.js';
 import type { Pod } from '../src/api/types.js';
@@ -120,5 +121,49 @@ describe('resilient informer', () => {
     await new Promise((r) => setTimeout(r, 150));
     expect(events).not.toContain('error');
     expect(events).not.toContain('restart');
+  });
+});
+
+describe('informer index', () => {
+  it('files objects by the index function and keeps the index in step with adds, relabels and deletes', async () => {
+    api = new FakeApiServer();
+    await api.start();
+    const kc = kubeConfigFor(api.port);
+    informer = new ResilientInformer<Pod>(
+      kc,
+      new RestKubeApi(kc),
+      { resource: 'pods', path: '/api/v1/pods', labelSelector: 'disagg.dev/cluster' },
+      podClusterIndex,
+    );
+    const seen: string[] = [];
+    // A handler added later already sees the index updated.
+    informer.on({
+      onUpdate: () => seen.push(...informer!.byIndex('serving/b').map((x) => x.metadata.name!)),
+    });
+    const pod = (name: string, cluster: string, rv: string) => {
+      const p = aPod().named(name).cluster(cluster).build();
+      p.metadata.resourceVersion = rv;
+      return p;
+    };
+    api.lists.push(listOf([pod('p1', 'a', '1'), pod('p2', 'a', '1'), pod('p3', 'b', '1')], '1'));
+    let watch: ServerResponse | undefined;
+    api.watches.push((res) => {
+      res.writeHead(200, { 'content-type': 'application/json' }).flushHeaders();
+      watch = res;
+    });
+    await informer.start();
+    await until(() => watch !== undefined);
+    const names = (v: string) =>
+      informer!
+        .byIndex(v)
+        .map((p) => p.metadata.name)
+        .sort();
+    expect(names('serving/a')).toEqual(['p1', 'p2']);
+    expect(names('serving/b')).toEqual(['p3']);
+    watch!.write(`${JSON.stringify({ type: 'MODIFIED', object: pod('p2', 'b', '2') })}\n`);
+    watch!.write(`${JSON.stringify({ type: 'DELETED', object: pod('p3', 'b', '3') })}\n`);
+    await until(() => names('serving/b').join() === 'p2');
+    expect(names('serving/a')).toEqual(['p1']);
+    expect(seen.sort()).toEqual(['p2', 'p3']);
   });
 });

@@ -1,16 +1,30 @@
 import { describe, expect, it } from '@jest/globals';
 import type { Deployment, DisaggCluster, Pod } from '../src/api/types.js';
 import { KubeApiError } from '../src/controller/kube-client.js';
-import { Reconciler, withRemovals, type ObjectStore } from '../src/controller/reconciler.js';
+import { ownerUidIndex, podClusterIndex } from '../src/controller/indexes.js';
+import { Reconciler, withRemovals, type IndexedStore } from '../src/controller/reconciler.js';
 import { createLogger } from '../src/observability/logger.js';
 import type { PlannedEvent, RouterState } from '../src/plan/planner.js';
 import type { ClusterEntry } from '../src/plan/router-entry.js';
 import { FakeKube } from './fake-kube.js';
 import { aCluster, aPod, NS, T0 } from './fixtures.js';
 
-class Store<T extends { metadata: { name?: string; namespace?: string } }> implements ObjectStore<T> {
-  constructor(public items: T[] = []) {}
+class Store<T extends { metadata: { name?: string; namespace?: string } }> implements IndexedStore<T> {
+  constructor(
+    public items: T[] = [],
+    private readonly indexFn: (o: T) => string[] = () => [],
+  ) {}
+  /** Counts full scans: a reconcile reads its cluster's objects through the index. */
+  lists = 0;
+  /** Index lookups made: [value, objects found]. */
+  lookups: Array<[string, number]> = [];
+  byIndex(value: string): T[] {
+    const found = this.items.filter((i) => this.indexFn(i).includes(value));
+    this.lookups.push([value, found.length]);
+    return found;
+  }
   list(namespace?: string): T[] {
+    this.lists++;
     return this.items.filter((i) => !namespace || i.metadata.namespace === namespace);
   }
   get(name: string, namespace?: string): T | undefined {
@@ -36,8 +50,8 @@ function setup(opts: { leader?: boolean; cluster?: DisaggCluster; pods?: Pod[] }
   const api = new FakeKube();
   const cluster = opts.cluster ?? aCluster().prefill(1).decode(1).build();
   const clusters = new Store<DisaggCluster>([cluster]);
-  const pods = new Store<Pod>(opts.pods ?? []);
-  const deployments = new Store<Deployment>();
+  const pods = new Store<Pod>(opts.pods ?? [], podClusterIndex);
+  const deployments = new Store<Deployment>([], ownerUidIndex);
   const pusher = new FakePusher();
   const events: PlannedEvent[] = [];
   let leader = opts.leader ?? true;
@@ -220,6 +234,26 @@ describe('reconciler', () => {
     release.forEach((r) => r());
     await done;
     expect(api.writesTo('mergePatch', '/status')).toHaveLength(1);
+  });
+
+  it("reads its cluster's pods and Deployments through the cache indexes, never scanning the namespace", async () => {
+    const pods = [
+      aPod().named('llama-decode-a').role('decode').nixlPort().ready().build(),
+      aPod().named('other').cluster('mistral').role('decode').nixlPort().ready().build(),
+    ];
+    const { api, pods: podStore, deployments, pusher, reconciler } = setup({ pods });
+    await reconciler.reconcile(key);
+    deployments.items = await Promise.all(
+      ['llama-prefill', 'llama-decode'].map((n) =>
+        api.get<Deployment>(`/apis/apps/v1/namespaces/${NS}/deployments/${n}`),
+      ),
+    );
+    deployments.lookups = [];
+    await reconciler.reconcile(key);
+    reconciler.refreshRouter(key);
+    expect(podStore.lists + deployments.lists).toBe(0);
+    expect(pusher.entries.get(key)?.decode.endpoints.map((e) => e.id)).toEqual([`${NS}/llama-decode-a`]);
+    expect(deployments.lookups).toEqual([['uid-llama', 2]]);
   });
 
   it('a deleted cluster leaves the router config', async () => {

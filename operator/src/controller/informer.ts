@@ -26,6 +26,9 @@ export interface ResilientInformerOptions {
   onLifecycle?: (event: InformerLifecycleEvent, err?: unknown) => void;
 }
 
+/** The values an object is filed under in the informer's index (see indexes.ts). */
+export type IndexFn<T> = (obj: T) => string[];
+
 export interface ObjectHandlers<T> {
   onAdd?: (obj: T) => void;
   onUpdate?: (obj: T) => void;
@@ -39,12 +42,16 @@ export class ResilientInformer<T extends { metadata?: object }> {
   private restartTimer: NodeJS.Timeout | undefined;
   private stopped = true;
   private synced = false;
+  /** index value -> object key (namespace/name) -> object; kept in step with the cache. */
+  private readonly index = new Map<string, Map<string, T>>();
+  private readonly indexed = new Map<string, string[]>();
   readonly resource: string;
 
   constructor(
     kc: KubeConfig,
     api: KubeApi,
     private readonly opts: ResilientInformerOptions,
+    private readonly indexFn?: IndexFn<T>,
   ) {
     this.resource = opts.resource;
     const listFn = async () => {
@@ -63,6 +70,45 @@ export class ResilientInformer<T extends { metadata?: object }> {
     this.informer.on('update', healthy);
     this.informer.on('delete', healthy);
     this.informer.on('error', (err?: unknown) => this.onError(err));
+    // Registered first, so every handler added with on() already sees the index updated.
+    if (indexFn)
+      this.on({
+        onAdd: (o) => this.fileObject(o),
+        onUpdate: (o) => this.fileObject(o),
+        onDelete: (o) => this.unfile(o),
+      });
+  }
+
+  /** Cached objects filed under this index value (the indexFn given to the constructor). */
+  byIndex(value: string): T[] {
+    const objs = this.index.get(value);
+    return objs ? [...objs.values()] : [];
+  }
+
+  private fileObject(obj: T): void {
+    const key = objectKey(obj);
+    const values = this.indexFn!(obj);
+    const old = this.indexed.get(key) ?? [];
+    for (const v of old) if (!values.includes(v)) this.removeFrom(v, key);
+    for (const v of values) {
+      let objs = this.index.get(v);
+      if (!objs) this.index.set(v, (objs = new Map()));
+      objs.set(key, obj);
+    }
+    if (values.length) this.indexed.set(key, values);
+    else this.indexed.delete(key);
+  }
+
+  private unfile(obj: T): void {
+    const key = objectKey(obj);
+    for (const v of this.indexed.get(key) ?? []) this.removeFrom(v, key);
+    this.indexed.delete(key);
+  }
+
+  private removeFrom(value: string, key: string): void {
+    const objs = this.index.get(value);
+    objs?.delete(key);
+    if (objs?.size === 0) this.index.delete(value);
   }
 
   on(handlers: ObjectHandlers<T>): void {
@@ -111,4 +157,9 @@ export class ResilientInformer<T extends { metadata?: object }> {
       void this.informer.start().catch((e: unknown) => this.onError(e));
     }, delay);
   }
+}
+
+function objectKey(obj: { metadata?: object }): string {
+  const m = (obj.metadata ?? {}) as { namespace?: string; name?: string };
+  return `${m.namespace ?? ''}/${m.name ?? ''}`;
 }

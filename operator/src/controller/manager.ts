@@ -16,11 +16,12 @@ import {
 import { errorMessage, type Logger } from '../observability/logger.js';
 import { CONTROLLER_NAME, type OperatorMetrics } from '../observability/metrics.js';
 import { EventRecorder } from './event-recorder.js';
-import { ResilientInformer, type InformerLifecycleEvent } from './informer.js';
+import { ResilientInformer, type IndexFn, type InformerLifecycleEvent } from './informer.js';
 import type { KubeApi } from './kube-client.js';
 import { LeaderElector } from './leader-election.js';
 import { Membership } from './membership.js';
-import { Reconciler, type ObjectStore } from './reconciler.js';
+import { ownerUidIndex, podClusterIndex } from './indexes.js';
+import { Reconciler, type IndexedStore } from './reconciler.js';
 import { RouterConfigPusher } from './router-pusher.js';
 import { WorkQueue } from './workqueue.js';
 
@@ -50,10 +51,15 @@ export interface ManagerOptions {
 }
 
 /** Several informers (one per watched namespace) read as one cache. */
-class MultiStore<T extends { metadata?: object }> implements ObjectStore<T> {
+class MultiStore<T extends { metadata?: object }> implements IndexedStore<T> {
   constructor(private readonly informers: ResilientInformer<T>[]) {}
   list(namespace?: string): T[] {
     return this.informers.flatMap((i) => i.list(namespace));
+  }
+  byIndex(value: string): T[] {
+    return this.informers.length === 1
+      ? this.informers[0]!.byIndex(value)
+      : this.informers.flatMap((i) => i.byIndex(value));
   }
   get(name: string, namespace?: string): T | undefined {
     for (const i of this.informers) {
@@ -167,26 +173,30 @@ export class Manager {
         log.warn('Informer stopped; restarting with backoff', { resource, error: errorMessage(err) });
       else if (event === 'restart') log.info('Restarting informer', { resource });
     };
-    const make = <T extends { metadata?: object }>(resource: string, group: string, labelSelector?: string) =>
+    const make = <T extends { metadata?: object }>(
+      resource: string,
+      group: string,
+      labelSelector?: string,
+      indexFn?: IndexFn<T>,
+    ) =>
       paths(group, resource).map(
         (path) =>
-          new ResilientInformer<T>(opts.kc, opts.api, {
-            resource,
-            path,
-            labelSelector,
-            onLifecycle: lifecycle(resource),
-          }),
+          new ResilientInformer<T>(
+            opts.kc,
+            opts.api,
+            { resource, path, labelSelector, onLifecycle: lifecycle(resource) },
+            indexFn,
+          ),
       );
     const clusterInformers = make<DisaggCluster>(PLURAL, `/apis/${GROUP}/${VERSION}`);
-    const podInformers = make<Pod>('pods', '/api/v1', LABEL_CLUSTER);
+    const podInformers = make<Pod>('pods', '/api/v1', LABEL_CLUSTER, podClusterIndex);
     const deploymentInformers = make<Deployment>(
       'deployments',
       '/apis/apps/v1',
       `${LABEL_MANAGED_BY}=${MANAGED_BY}`,
+      ownerUidIndex,
     );
-    this.informers.push(
-      ...([...clusterInformers, ...podInformers, ...deploymentInformers] as ResilientInformer<never>[]),
-    );
+    this.informers.push(...clusterInformers, ...podInformers, ...deploymentInformers);
 
     this.clusterStore = new MultiStore(clusterInformers);
     for (const i of clusterInformers) {

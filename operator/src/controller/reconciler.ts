@@ -2,7 +2,6 @@
 // this replica's router -> apply (leader only: server-side apply, pod annotations, status patch
 // only when it changed, events). Level-triggered: it reads the whole current state every time.
 // refreshRouter() is the router feed alone (no API I/O), called straight from watch events.
-import { LABEL_CLUSTER } from '../api/labels.js';
 import { PLURAL, GROUP, VERSION, type Deployment, type DisaggCluster, type Pod } from '../api/types.js';
 import { canonicalJson } from '../../../router/src/config/index.js';
 import { plan, planRouterEntry, type Plan } from '../plan/planner.js';
@@ -20,11 +19,18 @@ export interface ObjectStore<T> {
   get(name: string, namespace?: string): T | undefined;
 }
 
+/** A cache with one index (indexes.ts): pods by `namespace/cluster`, Deployments by owner uid. */
+export interface IndexedStore<T> extends ObjectStore<T> {
+  byIndex(value: string): T[];
+}
+
 export interface ReconcilerDeps {
   api: KubeApi;
   clusters: ObjectStore<DisaggCluster>;
-  pods: ObjectStore<Pod>;
-  deployments: ObjectStore<Deployment>;
+  /** Indexed by podClusterIndex. */
+  pods: IndexedStore<Pod>;
+  /** Indexed by ownerUidIndex. */
+  deployments: IndexedStore<Deployment>;
   pusher: Pick<RouterConfigPusher, 'setEntry' | 'removeEntry' | 'stateOf'>;
   recorder: Pick<EventRecorder, 'record'>;
   isLeader: () => boolean;
@@ -72,8 +78,8 @@ export class Reconciler {
     }
     const pods = this.clusterPods(ns, name);
     const deployments = deps.deployments
-      .list(ns)
-      .filter((d) => d.metadata.ownerReferences?.some((o) => o.uid === cluster.metadata.uid));
+      .byIndex(cluster.metadata.uid ?? '')
+      .filter((d) => d.metadata.namespace === ns);
     const input = {
       cluster,
       pods,
@@ -108,7 +114,7 @@ export class Reconciler {
   }
 
   private clusterPods(ns: string, name: string): Pod[] {
-    return this.deps.pods.list(ns).filter((p) => p.metadata.labels?.[LABEL_CLUSTER] === name);
+    return this.deps.pods.byIndex(`${ns}/${name}`);
   }
 
   private feed(key: string, cluster: DisaggCluster, entry: ClusterEntry): void {
