@@ -296,14 +296,22 @@ describe('helm template with the default values', () => {
         healthPort: 8081,
       }),
     );
-    expect(op.env?.map((e) => [e.name, e.valueFrom?.fieldRef?.fieldPath])).toEqual([
+    expect(op.env?.map((e) => [e.name, e.valueFrom?.fieldRef?.fieldPath ?? e.value])).toEqual([
       ['POD_NAME', 'metadata.name'],
       ['POD_NAMESPACE', 'metadata.namespace'],
       ['POD_IP', 'status.podIP'],
+      // a small young generation keeps the operator's RSS lower (values.yaml operator.nodeOptions)
+      ['NODE_OPTIONS', '--max-semi-space-size=1'],
     ]);
     // no flag the operator would have to ignore
     const known = new Set(OPERATOR_FLAGS.map((f) => f.name));
     for (const a of op.args ?? []) expect(known).toContain(a.replace(/^--/, '').split('=')[0]);
+  });
+
+  test('operator.nodeOptions empty sets no NODE_OPTIONS', async () => {
+    const none = await helm.template({ operator: { nodeOptions: '' } });
+    const env = container(podSpecOf(findObject(none, 'Deployment')), 'operator').env ?? [];
+    expect(env.map((e) => e.name)).toEqual(['POD_NAME', 'POD_NAMESPACE', 'POD_IP']);
   });
 
   test('the router accepts every flag the chart passes and shares the replica id with its operator', () => {
