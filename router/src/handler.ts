@@ -45,6 +45,8 @@ export function generationHandler(deps: HandlerDeps, kind: GenerationKind) {
     const snapshot = deps.store.current();
     const controller = new AbortController();
     const log = deps.logger.child({ requestId });
+    // winston formats a record before its level filter drops it: skip building debug records at info.
+    const debug = deps.logger.isDebugEnabled();
     let firstByteAt: number | undefined;
     const out = new ClientWriter(res, () => (firstByteAt ??= performance.now()));
     res.setHeader('x-request-id', requestId);
@@ -64,13 +66,14 @@ export function generationHandler(deps: HandlerDeps, kind: GenerationKind) {
       const decision = decideRoute(estimate, cluster.routingThreshold);
       deps.metrics.estimatedTokens.observe({ cluster: cluster.name }, estimate);
       deps.metrics.decisions.inc({ cluster: cluster.name, decision });
-      log.debug('request classified', {
-        cluster: cluster.name,
-        model: body['model'],
-        estimatedTokens: estimate,
-        routingThreshold: cluster.routingThreshold,
-        decision,
-      });
+      if (debug)
+        log.debug('request classified', {
+          cluster: cluster.name,
+          model: body['model'],
+          estimatedTokens: estimate,
+          routingThreshold: cluster.routingThreshold,
+          decision,
+        });
       ctx = {
         deps,
         requestId,
@@ -128,12 +131,13 @@ export function generationHandler(deps: HandlerDeps, kind: GenerationKind) {
           (firstByteAt - startedAt) / 1000,
         );
       }
-      log.debug('request finished', {
-        cluster: clusterName,
-        path,
-        status: Number(status),
-        durationMs: Math.round(performance.now() - startedAt),
-      });
+      if (debug)
+        log.debug('request finished', {
+          cluster: clusterName,
+          path,
+          status: Number(status),
+          durationMs: Math.round(performance.now() - startedAt),
+        });
     }
   };
 }
