@@ -34,7 +34,7 @@ import {
   type ScenarioResult,
   type ScenarioSpec,
 } from './operator-scenario.js';
-import { summarize } from './operator-stats.js';
+import { summarize } from './stats.js';
 import { CpuLedger, ProcessUsage } from './operator-usage.js';
 import type { EngineKind } from './operator-workload.js';
 

@@ -1,5 +1,5 @@
 // Tables and target verdicts of the operator benchmark (pure: results in, text out).
-import type { Summary } from './operator-stats.js';
+import type { Summary } from './stats.js';
 import type { CpuPhase, PhaseUsage } from './operator-usage.js';
 
 export const TARGETS = { readyToRoutedP99Ms: 1000, rssAt50ClustersMB: 150 } as const;

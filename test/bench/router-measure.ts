@@ -16,7 +16,7 @@ import {
   type HotSpot,
 } from './router-profile.js';
 import { cpuSeconds, machineBusySeconds, rssBytes, type RouterProcess } from './router-process.js';
-import { median, summarize, type Summary } from './router-stats.js';
+import { median, summarize, type Summary } from './stats.js';
 
 export const MODEL = 'bench';
 /** Served by an engine that emits a token every 100 ms (the memory measurement's slow streams). */

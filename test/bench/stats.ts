@@ -1,4 +1,4 @@
-// Pure summary statistics for the operator benchmark (nearest-rank percentiles).
+// Pure summary statistics shared by the router and operator benchmarks (nearest-rank percentiles).
 
 export interface Summary {
   count: number;
@@ -9,7 +9,7 @@ export interface Summary {
   mean: number;
 }
 
-/** Nearest-rank percentile of an ascending array (p in 0..100); NaN when empty. */
+/** Nearest-rank percentile of an ascending array (p in 0..100). */
 export function percentile(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
   const rank = Math.ceil((p / 100) * sorted.length);
@@ -27,4 +27,11 @@ export function summarize(values: readonly number[]): Summary {
     max: sorted.at(-1) ?? Number.NaN,
     mean: sorted.length ? sum / sorted.length : Number.NaN,
   };
+}
+
+export function median(values: readonly number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  if (s.length === 0) return Number.NaN;
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
