@@ -37,6 +37,7 @@ import {
 import { summarize } from './stats.js';
 import { CpuLedger, ProcessUsage } from './operator-usage.js';
 import type { EngineKind } from './operator-workload.js';
+import { runBench } from './run-bench.js';
 
 const HELP = `Usage: npm run bench:operator -- [options]
 
@@ -476,24 +477,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-let interrupted = false;
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    if (interrupted) return;
-    interrupted = true;
-    say(`${signal}: stopping ...`);
-    void cleanup().then(() => process.exit(130));
-  });
-}
-
-main()
-  .then(async (code) => {
-    await cleanup();
-    process.exit(code);
-  })
-  .catch(async (err: unknown) => {
-    if (interrupted) return;
-    say(`FAILED: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-    await cleanup();
-    process.exit(1);
-  });
+runBench(main, cleanup, say);

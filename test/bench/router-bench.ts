@@ -30,6 +30,7 @@ import { connectInspector } from './router-inspector.js';
 import { RouterProbe } from './router-probe.js';
 import { startRouterProcess, type RouterProcess } from './router-process.js';
 import { renderReport, verdicts, type BenchResults } from './router-report.js';
+import { runBench } from './run-bench.js';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -323,24 +324,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-let interrupted = false;
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    if (interrupted) return;
-    interrupted = true;
-    say(`${signal}: stopping ...`);
-    void cleanup().then(() => process.exit(130));
-  });
-}
-
-main()
-  .then(async (code) => {
-    await cleanup();
-    process.exit(code);
-  })
-  .catch(async (err: unknown) => {
-    if (interrupted) return;
-    say(`FAILED: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-    await cleanup();
-    process.exit(1);
-  });
+runBench(main, cleanup, say);
