@@ -86,15 +86,5 @@ export async function startOperatorProcess(
   };
 }
 
-/** Sum of a Prometheus metric's samples whose labels include `match` (text exposition format). */
-export function metricSum(text: string, name: string, match: Record<string, string> = {}): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name)) continue;
-    const m = /^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const labels = m[2] ?? '';
-    if (Object.entries(match).every(([k, v]) => labels.includes(`${k}="${v}"`))) sum += Number(m[3]);
-  }
-  return sum;
-}
+/** Sum of a metric's samples whose labels include the given ones (shared with the router's tests). */
+export { metricValue as metricSum } from '../../router/test/support/http.js';

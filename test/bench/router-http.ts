@@ -96,18 +96,8 @@ export async function getText(url: string): Promise<string> {
   return text;
 }
 
-/** Sum of the samples of `name` whose labels include `labels`, from Prometheus text. */
-export function metricSum(text: string, name: string, labels: Record<string, string> = {}): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name)) continue;
-    const rest = line.slice(name.length);
-    if (rest[0] !== '{' && rest[0] !== ' ') continue;
-    if (!Object.entries(labels).every(([k, v]) => rest.includes(`${k}="${v}"`))) continue;
-    sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return sum;
-}
+/** Sum of a metric's samples whose labels include the given ones (shared with the router's tests). */
+export { metricValue as metricSum } from '../../router/test/support/http.js';
 
 /** Label sets of `name` samples whose value went up between two scrapes. */
 export function increasedSeries(before: string, after: string, name: string): Array<Record<string, string>> {
