@@ -29,16 +29,3 @@ export function matchesSelector(
   }
   return true;
 }
-
-/** The selector in the string form the API's labelSelector query parameter takes. */
-export function selectorToString(selector: LabelSelector): string {
-  const parts = Object.entries(selector.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`);
-  for (const req of selector.matchExpressions ?? []) {
-    const vals = (req.values ?? []).join(',');
-    if (req.operator === 'In') parts.push(`${req.key} in (${vals})`);
-    else if (req.operator === 'NotIn') parts.push(`${req.key} notin (${vals})`);
-    else if (req.operator === 'Exists') parts.push(req.key);
-    else parts.push(`!${req.key}`);
-  }
-  return parts.join(',');
-}

@@ -9,7 +9,6 @@
 //   - status changes only when something observable changed (lastTransitionTime is kept).
 import { createHash } from 'node:crypto';
 import { CONDITION, EVENT, REASON } from '../api/conditions.js';
-import { LABEL_ROLE } from '../api/labels.js';
 import {
   DEFAULTS,
   POOL_ROLES,
@@ -385,6 +384,3 @@ function transitionEvents(
 function shortHash(text: string): string {
   return createHash('sha256').update(text).digest('hex').slice(0, 16);
 }
-
-/** The role label value of a pod, for logs. */
-export const roleOf = (pod: Pod): string | undefined => pod.metadata.labels?.[LABEL_ROLE];
