@@ -8,7 +8,7 @@ import type { KvNotifyHub } from '../kv-notify.js';
 import type { Logger } from '../logger.js';
 import type { JsonObject } from '../protocol/json.js';
 import type { ClientWriter } from '../relay.js';
-import type { LegDeps } from '../upstream/call.js';
+import { openLeg, type LegDeps, type LegRole, type OpenLeg } from '../upstream/call.js';
 
 export interface ServeDeps extends LegDeps {
   balancer: Balancer;
@@ -54,4 +54,18 @@ export function pickPrefiller(ctx: RequestContext, exclude?: ReadonlySet<string>
     strategy: ctx.cluster.loadBalancing,
     ...(exclude ? { exclude } : {}),
   });
+}
+
+/** Opens a `role` leg with the cluster's timeouts for that role, aborted with the client request. */
+export function openLegFor(
+  ctx: RequestContext,
+  role: LegRole,
+  endpoint: Endpoint,
+  path: string,
+  body: string | Buffer,
+  headers: Record<string, string>,
+): Promise<OpenLeg> {
+  const { policies } = ctx.cluster;
+  const timeouts = role === 'decode' ? policies.decodeTimeouts : policies.prefillTimeouts;
+  return openLeg(ctx.deps, { role, endpoint, timeouts, path, body, headers, signal: ctx.signal });
 }

@@ -3,9 +3,8 @@
 import type { DecodeEndpoint } from '../config/index.js';
 import { RouterError } from '../errors.js';
 import { relayLeg } from '../relay.js';
-import { openLeg } from '../upstream/call.js';
 import { upstreamHeaders } from '../upstream/headers.js';
-import { pickDecoder, type RequestContext } from './context.js';
+import { openLegFor, pickDecoder, type RequestContext } from './context.js';
 import { withRetry } from './retry.js';
 
 export function noDecoderError(ctx: RequestContext): RouterError {
@@ -28,15 +27,7 @@ export async function serveDirect(ctx: RequestContext, preferred?: DecodeEndpoin
   }
   const headers = upstreamHeaders(ctx.clientHeaders, ctx.requestId, { rewrittenBody: stripped });
   const { result: leg } = await withRetry(ctx, 'decode', first, (endpoint) =>
-    openLeg(ctx.deps, {
-      role: 'decode',
-      endpoint,
-      timeouts: ctx.cluster.policies.decodeTimeouts,
-      path: ctx.path,
-      body,
-      headers,
-      signal: ctx.signal,
-    }),
+    openLegFor(ctx, 'decode', endpoint, ctx.path, body, headers),
   );
   await relayLeg(ctx.deps, leg, ctx.out, { requestId: ctx.requestId, signal: ctx.signal });
 }

@@ -35,9 +35,9 @@ import {
 } from '../protocol/lmcache.js';
 import { SSE_DONE, SseEventSplitter, eventPayloads, sseEvent } from '../protocol/sse.js';
 import { ClientGoneError, SSE_HEADERS } from '../relay.js';
-import { UpstreamError, legBodyFailure, openLeg, readJsonLeg, type OpenLeg } from '../upstream/call.js';
+import { UpstreamError, legBodyFailure, readJsonLeg, type OpenLeg } from '../upstream/call.js';
 import { upstreamHeaders } from '../upstream/headers.js';
-import { pickDecoder, pickPrefiller, type RequestContext } from './context.js';
+import { openLegFor, pickDecoder, pickPrefiller, type RequestContext } from './context.js';
 import { noDecoderError } from './direct.js';
 import { fallBackToDirect, onNoPrefiller, onPrefillFailure } from './prefill-failure.js';
 import { withRetry } from './retry.js';
@@ -81,22 +81,14 @@ export async function serveLmcache(ctx: RequestContext): Promise<void> {
 }
 
 async function prefill(ctx: RequestContext, first: Endpoint, registry: LmcacheRegistry): Promise<Prefilled> {
-  const { deps, cluster } = ctx;
+  const { deps } = ctx;
   const headers = upstreamHeaders(ctx.clientHeaders, ctx.requestId, { rewrittenBody: true });
   let endpoint = first;
   let tokens = promptTokenIds(ctx.body, ctx.kind);
   if (!tokens) {
     const tokenizeRequest = JSON.stringify(tokenizeBody(ctx.body, ctx.kind));
     const tokenized = await withRetry(ctx, 'prefill', first, async (ep) => {
-      const leg = await openLeg(deps, {
-        role: 'prefill',
-        endpoint: ep,
-        timeouts: cluster.policies.prefillTimeouts,
-        path: '/tokenize',
-        body: tokenizeRequest,
-        headers,
-        signal: ctx.signal,
-      });
+      const leg = await openLegFor(ctx, 'prefill', ep, '/tokenize', tokenizeRequest, headers);
       const doc = await readJsonLeg(deps, leg, ctx.signal);
       const ids = tokensFromTokenizeResponse(doc);
       if (!ids) throw new UpstreamError('bad_response', 'prefill', ep, '/tokenize returned no token list');
@@ -112,15 +104,8 @@ async function prefill(ctx: RequestContext, first: Endpoint, registry: LmcacheRe
     const reqId = makeReqId(deps.replicaId, randomUUID());
     const waiter = deps.kvHub.expect(reqId, registry.initPorts.length);
     try {
-      const leg = await openLeg(deps, {
-        role: 'prefill',
-        endpoint: ep,
-        timeouts: cluster.policies.prefillTimeouts,
-        path: '/v1/completions',
-        body: JSON.stringify(lmcachePrefillBody(base, promptTokens, disaggSpec(reqId, registry))),
-        headers,
-        signal: ctx.signal,
-      });
+      const body = JSON.stringify(lmcachePrefillBody(base, promptTokens, disaggSpec(reqId, registry)));
+      const leg = await openLegFor(ctx, 'prefill', ep, '/v1/completions', body, headers);
       const doc = await readJsonLeg(deps, leg, ctx.signal);
       const firstTok = firstTokenOf(doc);
       if (!firstTok) {
@@ -187,15 +172,7 @@ async function openDecode(
   );
   const headers = upstreamHeaders(ctx.clientHeaders, ctx.requestId, { rewrittenBody: true });
   const { result } = await withRetry(ctx, 'decode', decoder, (endpoint) =>
-    openLeg(ctx.deps, {
-      role: 'decode',
-      endpoint,
-      timeouts: ctx.cluster.policies.decodeTimeouts,
-      path: '/v1/completions',
-      body,
-      headers,
-      signal: ctx.signal,
-    }),
+    openLegFor(ctx, 'decode', endpoint, '/v1/completions', body, headers),
   );
   return result;
 }

@@ -2,9 +2,9 @@
 // client's request on a decoder with the prefiller's kv_transfer_params, streamed back.
 import { nixlDecodeBody, nixlPrefillBody } from '../protocol/nixl.js';
 import { relayLeg } from '../relay.js';
-import { openLeg, readJsonLeg } from '../upstream/call.js';
+import { readJsonLeg } from '../upstream/call.js';
 import { upstreamHeaders } from '../upstream/headers.js';
-import { pickDecoder, pickPrefiller, type RequestContext } from './context.js';
+import { openLegFor, pickDecoder, pickPrefiller, type RequestContext } from './context.js';
 import { noDecoderError } from './direct.js';
 import { onNoPrefiller, onPrefillFailure } from './prefill-failure.js';
 import { withRetry } from './retry.js';
@@ -22,15 +22,7 @@ export async function serveNixl(ctx: RequestContext): Promise<void> {
   let prefill;
   try {
     prefill = await withRetry(ctx, 'prefill', prefiller, async (endpoint) => {
-      const leg = await openLeg(deps, {
-        role: 'prefill',
-        endpoint,
-        timeouts: cluster.policies.prefillTimeouts,
-        path: ctx.path,
-        body: prefillBody,
-        headers,
-        signal: ctx.signal,
-      });
+      const leg = await openLegFor(ctx, 'prefill', endpoint, ctx.path, prefillBody, headers);
       return readJsonLeg(deps, leg, ctx.signal);
     });
   } catch (err) {
@@ -62,15 +54,7 @@ export async function serveNixl(ctx: RequestContext): Promise<void> {
   const decodeBody = JSON.stringify(decode.body);
   // A connect-failed decoder never read the blocks, so another decoder can still pull them.
   const { result: leg } = await withRetry(ctx, 'decode', decoder, (endpoint) =>
-    openLeg(deps, {
-      role: 'decode',
-      endpoint,
-      timeouts: cluster.policies.decodeTimeouts,
-      path: ctx.path,
-      body: decodeBody,
-      headers,
-      signal: ctx.signal,
-    }),
+    openLegFor(ctx, 'decode', endpoint, ctx.path, decodeBody, headers),
   );
   await relayLeg(deps, leg, ctx.out, { requestId: ctx.requestId, signal: ctx.signal });
 }
