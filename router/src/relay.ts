@@ -58,27 +58,12 @@ export class ClientWriter {
 
   sendJson(status: number, body: unknown, headers: OutgoingHttpHeaders = {}): void {
     if (this.res.destroyed || this.started) return;
-    const text = JSON.stringify(body);
-    this.res.writeHead(status, {
-      ...headers,
-      'content-type': 'application/json',
-      'content-length': Buffer.byteLength(text),
-    });
-    this.committed = true;
-    this.onFirstByte();
-    this.res.end(text);
+    this.sendWhole(status, { ...headers, 'content-type': 'application/json' }, JSON.stringify(body));
   }
 
   /** Passes an upstream reply (e.g. a 4xx) through with its status and body. */
   sendRaw(status: number, contentType: string | undefined, body: Buffer): void {
-    if (this.res.destroyed || this.started) return;
-    this.res.writeHead(status, {
-      'content-type': contentType ?? 'application/json',
-      'content-length': body.length,
-    });
-    this.committed = true;
-    this.onFirstByte();
-    this.res.end(body);
+    this.sendWhole(status, { 'content-type': contentType ?? 'application/json' }, body);
   }
 
   /** Reports a failure in the only way still open at this point of the response. */
@@ -91,6 +76,15 @@ export class ClientWriter {
     } else {
       this.res.destroy(err);
     }
+  }
+
+  /** A whole (non-streamed) response, unless the client is gone or the head already went out. */
+  private sendWhole(status: number, headers: OutgoingHttpHeaders, body: string | Buffer): void {
+    if (this.res.destroyed || this.started) return;
+    this.res.writeHead(status, { ...headers, 'content-length': Buffer.byteLength(body) });
+    this.committed = true;
+    this.onFirstByte();
+    this.res.end(body);
   }
 
   private commit(): void {
