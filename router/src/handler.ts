@@ -39,6 +39,7 @@ export function parseGenerationBody(raw: unknown): { raw: Buffer; body: JsonObje
 }
 
 export function generationHandler(deps: HandlerDeps, kind: GenerationKind) {
+  const clientPath = kind === 'chat' ? '/v1/chat/completions' : '/v1/completions';
   return async (req: Request, res: Response): Promise<void> => {
     const startedAt = performance.now();
     const requestId = headerValue(req.headers['x-request-id']) || randomUUID();
@@ -80,7 +81,7 @@ export function generationHandler(deps: HandlerDeps, kind: GenerationKind) {
         log,
         signal: controller.signal,
         kind,
-        path: kind === 'chat' ? '/v1/chat/completions' : '/v1/completions',
+        path: clientPath,
         rawBody: raw,
         body,
         clientHeaders: req.headers,
