@@ -63,8 +63,8 @@ export class Reconciler {
     const [ns, name] = splitKey(key);
     const cluster = this.deps.clusters.get(name, ns);
     if (!cluster || cluster.metadata.deletionTimestamp) return this.forget(key);
-    const { routerEntry } = planRouterEntry(cluster, this.clusterPods(ns, name));
-    this.feed(key, cluster, routerEntry);
+    const { routerEntry, routerEntryKey } = planRouterEntry(cluster, this.clusterPods(ns, name));
+    this.feed(key, cluster, routerEntry, routerEntryKey);
   }
 
   async reconcile(key: string): Promise<ReconcileResult> {
@@ -90,7 +90,7 @@ export class Reconciler {
     };
     const p = plan(input);
     // Usually a no-op (the watch event already fed it); kept so a reconcile is complete on its own.
-    this.feed(key, cluster, p.routerEntry);
+    this.feed(key, cluster, p.routerEntry, p.routerEntryKey);
     if (!deps.isLeader()) return { requeueAfterMs: p.requeueAfterMs };
 
     let applyError: unknown;
@@ -117,10 +117,10 @@ export class Reconciler {
     return this.deps.pods.byIndex(`${ns}/${name}`);
   }
 
-  private feed(key: string, cluster: DisaggCluster, entry: ClusterEntry): void {
+  private feed(key: string, cluster: DisaggCluster, entry: ClusterEntry, entryKey: string): void {
     const { deps } = this;
     const [namespace, name] = splitKey(key);
-    deps.pusher.setEntry(key, entry, cluster.metadata.creationTimestamp ?? '');
+    deps.pusher.setEntry(key, entry, cluster.metadata.creationTimestamp ?? '', entryKey);
     for (const role of ['prefill', 'decode'] as const)
       deps.metrics?.routableEndpoints.set({ namespace, cluster: name, role }, entry[role].endpoints.length);
   }

@@ -131,8 +131,8 @@ export class RouterConfigPusher {
     });
   }
 
-  setEntry(key: string, entry: ClusterEntry, createdAt: string): void {
-    const entryKey = canonicalJson(entry);
+  /** entryKey is canonicalJson(entry); callers that already have it (the planner) pass it in. */
+  setEntry(key: string, entry: ClusterEntry, createdAt: string, entryKey = canonicalJson(entry)): void {
     const old = this.entries.get(key);
     if (old?.entryKey === entryKey && old.createdAt === createdAt) return;
     const rec: EntryRecord = { entry, entryKey, createdAt };
