@@ -43,6 +43,10 @@ import { fallBackToDirect, onNoPrefiller, onPrefillFailure } from './prefill-fai
 import { withRetry } from './retry.js';
 
 interface Prefilled {
+  /** Upstream headers the prefill legs used; the decode leg sends the same. */
+  headers: Record<string, string>;
+  /** The client's sampling fields for /v1/completions, shared by the prefill and decode bodies. */
+  base: JsonObject;
   tokens: number[];
   first: FirstToken;
   waiter: KvWaiter;
@@ -124,6 +128,8 @@ async function prefill(ctx: RequestContext, first: Endpoint, registry: LmcacheRe
     }
   });
   return {
+    headers,
+    base,
     tokens: promptTokens,
     first: done.result.first,
     waiter: done.result.waiter,
@@ -163,16 +169,15 @@ async function openDecode(
 ): Promise<OpenLeg> {
   const maxTokens = requestedMaxTokens(ctx.body, ctx.kind);
   const body = JSON.stringify(
-    lmcacheDecodeBody(completionBase(ctx.body, ctx.kind), p.tokens, p.first.id, {
+    lmcacheDecodeBody(p.base, p.tokens, p.first.id, {
       maxTokens,
       minTokens: ctx.body['min_tokens'],
       stream,
       streamOptions: ctx.body['stream_options'],
     }),
   );
-  const headers = upstreamHeaders(ctx.clientHeaders, ctx.requestId, { rewrittenBody: true });
   const { result } = await withRetry(ctx, 'decode', decoder, (endpoint) =>
-    openLegFor(ctx, 'decode', endpoint, '/v1/completions', body, headers),
+    openLegFor(ctx, 'decode', endpoint, '/v1/completions', body, p.headers),
   );
   return result;
 }
