@@ -2,7 +2,15 @@
 // this replica's router -> apply (leader only: server-side apply, pod annotations, status patch
 // only when it changed, events). Level-triggered: it reads the whole current state every time.
 // refreshRouter() is the router feed alone (no API I/O), called straight from watch events.
-import { PLURAL, GROUP, VERSION, type Deployment, type DisaggCluster, type Pod } from '../api/types.js';
+import {
+  PLURAL,
+  GROUP,
+  POOL_ROLES,
+  VERSION,
+  type Deployment,
+  type DisaggCluster,
+  type Pod,
+} from '../api/types.js';
 import { canonicalJson } from '../../../router/src/config/index.js';
 import { plan, planRouterEntry, type Plan } from '../plan/planner.js';
 import type { ClusterEntry } from '../plan/router-entry.js';
@@ -121,7 +129,7 @@ export class Reconciler {
     const { deps } = this;
     const [namespace, name] = splitKey(key);
     deps.pusher.setEntry(key, entry, cluster.metadata.creationTimestamp ?? '', entryKey);
-    for (const role of ['prefill', 'decode'] as const)
+    for (const role of POOL_ROLES)
       deps.metrics?.routableEndpoints.set({ namespace, cluster: name, role }, entry[role].endpoints.length);
   }
 
@@ -129,7 +137,7 @@ export class Reconciler {
   private forget(key: string): void {
     const [ns, name] = splitKey(key);
     this.deps.pusher.removeEntry(key);
-    for (const role of ['prefill', 'decode']) this.deps.metrics?.routableEndpoints.remove(ns, name, role);
+    for (const role of POOL_ROLES) this.deps.metrics?.routableEndpoints.remove(ns, name, role);
   }
 
   private async apply(cluster: DisaggCluster, p: Plan): Promise<void> {

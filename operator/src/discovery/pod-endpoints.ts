@@ -17,7 +17,7 @@ import {
   portNameLmcacheAlloc,
   portNameLmcacheInit,
 } from '../api/labels.js';
-import type { ConnectorType, DisaggCluster, Pod, PoolRole } from '../api/types.js';
+import { POOL_ROLES, type ConnectorType, type DisaggCluster, type Pod, type PoolRole } from '../api/types.js';
 import { matchesSelector } from './label-selector.js';
 
 export interface PodPorts {
@@ -71,7 +71,7 @@ export function poolsClaiming(cluster: DisaggCluster, pod: Pod): PoolRole[] {
   const labels = pod.metadata.labels ?? {};
   if (labels[LABEL_CLUSTER] !== cluster.metadata.name) return [];
   const roles: PoolRole[] = [];
-  for (const role of ['prefill', 'decode'] as const) {
+  for (const role of POOL_ROLES) {
     const pool = cluster.spec[role];
     const claims = pool.selector ? matchesSelector(labels, pool.selector) : labels[LABEL_ROLE] === role;
     if (claims) roles.push(role);

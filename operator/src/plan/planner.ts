@@ -276,9 +276,7 @@ function planStatus(
   };
 
   const counts = `${routableP}/${desiredP} prefill and ${routableD}/${desiredD} decode endpoints routable`;
-  const notReady = (['prefill', 'decode'] as const).some((role) =>
-    discovery[role].pods.some((p) => !p.terminating && !p.ready),
-  );
+  const notReady = POOL_ROLES.some((role) => discovery[role].pods.some((p) => !p.terminating && !p.ready));
   let progressing: ConditionInput;
   if (draining.size > 0) {
     progressing = {
