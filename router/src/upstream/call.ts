@@ -5,6 +5,7 @@ import type { LegTimeouts } from '../config/index.js';
 import type { InFlightTracker } from '../balance/in-flight.js';
 import { RouterError, type ErrorCode } from '../errors.js';
 import type { RouterMetrics } from '../metrics.js';
+import { isJsonObject, type JsonObject } from '../protocol/json.js';
 import type { UpstreamPools } from './pools.js';
 
 export type LegRole = 'prefill' | 'decode';
@@ -155,11 +156,7 @@ export async function openLeg(deps: LegDeps, req: LegRequest): Promise<OpenLeg> 
 }
 
 /** Reads a whole (small) leg body and parses it as a JSON object. */
-export async function readJsonLeg(
-  deps: LegDeps,
-  leg: OpenLeg,
-  signal: AbortSignal,
-): Promise<Record<string, unknown>> {
+export async function readJsonLeg(deps: LegDeps, leg: OpenLeg, signal: AbortSignal): Promise<JsonObject> {
   let buf: Buffer;
   try {
     buf = await readCapped(leg.body, MAX_BUFFERED_UPSTREAM_BYTES);
@@ -172,11 +169,11 @@ export async function readJsonLeg(
   } catch {
     doc = undefined;
   }
-  if (!doc || typeof doc !== 'object' || Array.isArray(doc)) {
+  if (!isJsonObject(doc)) {
     deps.metrics.upstreamErrors.inc({ endpoint: leg.endpoint.id, role: leg.role, kind: 'bad_response' });
     throw new UpstreamError('bad_response', leg.role, leg.endpoint, 'response is not a JSON object');
   }
-  return doc as Record<string, unknown>;
+  return doc;
 }
 
 /** Classifies an error raised while reading a leg's body (after its status arrived). */
