@@ -19,10 +19,4 @@ export class InFlightTracker {
   get(url: string): number {
     return this.counts.get(url) ?? 0;
   }
-
-  total(): number {
-    let sum = 0;
-    for (const n of this.counts.values()) sum += n;
-    return sum;
-  }
 }
