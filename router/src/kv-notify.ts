@@ -9,6 +9,7 @@ import type { RouterPeer } from './config/index.js';
 import { RouterError } from './errors.js';
 import type { Logger } from './logger.js';
 import type { RouterMetrics } from './metrics.js';
+import { isJsonObject } from './protocol/json.js';
 
 /** Replica ids may not contain `_`: the first `_` of a req_id ends the owner. */
 export function sanitizeReplicaId(raw: string): string {
@@ -38,10 +39,9 @@ export function parseProxyNotif(frame: Uint8Array): string | undefined {
   } catch {
     return undefined;
   }
-  if (!msg || typeof msg !== 'object' || Array.isArray(msg)) return undefined;
-  const m = msg as Record<string, unknown>;
-  if (m['type'] !== 'ProxyNotif' || typeof m['req_id'] !== 'string') return undefined;
-  return m['req_id'];
+  if (!isJsonObject(msg) || msg['type'] !== 'ProxyNotif' || typeof msg['req_id'] !== 'string')
+    return undefined;
+  return msg['req_id'];
 }
 
 export interface KvWaiter {
