@@ -80,6 +80,7 @@ export async function startRouter(opts: RouterOptions = {}): Promise<RunningRout
   const metrics = createMetrics();
   const replicaId = sanitizeReplicaId(opts.replicaId ?? hostname());
   const maxBodyBytes = opts.maxBodyBytes ?? DEFAULTS.maxBodyBytes;
+  const kvNotifyHost = opts.kvNotifyHost ?? DEFAULTS.kvNotifyHost;
   const store = new ConfigStore();
   const pools = new UpstreamPools();
   const inFlight = new InFlightTracker();
@@ -94,7 +95,7 @@ export async function startRouter(opts: RouterOptions = {}): Promise<RunningRout
   });
   const kvHub = new KvNotifyHub({
     replicaId,
-    host: opts.kvNotifyHost ?? DEFAULTS.kvNotifyHost,
+    host: kvNotifyHost,
     port: opts.kvNotifyPort ?? DEFAULTS.kvNotifyPort,
     logger,
     metrics,
@@ -212,8 +213,7 @@ export async function startRouter(opts: RouterOptions = {}): Promise<RunningRout
 
   const urlHost =
     host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '[::1]' : host.includes(':') ? `[${host}]` : host;
-  const notifyHost =
-    (opts.kvNotifyHost ?? DEFAULTS.kvNotifyHost) === '0.0.0.0' ? '127.0.0.1' : (opts.kvNotifyHost as string);
+  const notifyHost = kvNotifyHost === '0.0.0.0' ? '127.0.0.1' : kvNotifyHost;
   logger.info('router listening', {
     host,
     port,
