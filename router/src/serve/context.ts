@@ -38,22 +38,26 @@ export interface RequestContext {
   servedPath: ServedPath;
 }
 
-export function pickDecoder(ctx: RequestContext, exclude?: ReadonlySet<string>): DecodeEndpoint | undefined {
+function pickIn<E extends Endpoint>(
+  ctx: RequestContext,
+  role: 'prefill' | 'decode',
+  endpoints: readonly E[],
+  exclude?: ReadonlySet<string>,
+): E | undefined {
   return ctx.deps.balancer.pick({
-    poolKey: `${ctx.cluster.name}:decode`,
-    endpoints: ctx.cluster.decode.endpoints,
+    poolKey: `${ctx.cluster.name}:${role}`,
+    endpoints,
     strategy: ctx.cluster.loadBalancing,
     ...(exclude ? { exclude } : {}),
   });
 }
 
+export function pickDecoder(ctx: RequestContext, exclude?: ReadonlySet<string>): DecodeEndpoint | undefined {
+  return pickIn(ctx, 'decode', ctx.cluster.decode.endpoints, exclude);
+}
+
 export function pickPrefiller(ctx: RequestContext, exclude?: ReadonlySet<string>): Endpoint | undefined {
-  return ctx.deps.balancer.pick({
-    poolKey: `${ctx.cluster.name}:prefill`,
-    endpoints: ctx.cluster.prefill.endpoints,
-    strategy: ctx.cluster.loadBalancing,
-    ...(exclude ? { exclude } : {}),
-  });
+  return pickIn(ctx, 'prefill', ctx.cluster.prefill.endpoints, exclude);
 }
 
 /** Opens a `role` leg with the cluster's timeouts for that role, aborted with the client request. */

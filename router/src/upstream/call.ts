@@ -101,10 +101,23 @@ export interface OpenLeg {
   role: LegRole;
 }
 
+// Endpoint URLs change only with the config: parse each once, not on every leg (bounded for churn).
+const parsedBases = new Map<string, { origin: string; basePath: string }>();
+function parseBase(url: string): { origin: string; basePath: string } {
+  let parsed = parsedBases.get(url);
+  if (!parsed) {
+    const u = new URL(url);
+    parsed = { origin: u.origin, basePath: u.pathname.replace(/\/+$/, '') };
+    if (parsedBases.size >= 4096) parsedBases.clear();
+    parsedBases.set(url, parsed);
+  }
+  return parsed;
+}
+
 /** Sends the request and resolves once a 2xx status arrives; non-2xx and failures throw UpstreamError. */
 export async function openLeg(deps: LegDeps, req: LegRequest): Promise<OpenLeg> {
-  const base = new URL(req.endpoint.url);
-  const path = base.pathname.replace(/\/+$/, '') + req.path;
+  const base = parseBase(req.endpoint.url);
+  const path = base.basePath + req.path;
   const lease = deps.pools.lease(base.origin, req.timeouts.connectMs);
   const releaseInFlight = deps.inFlight.begin(req.endpoint.url);
   const gauge = deps.metrics.inFlight.labels(req.endpoint.id, req.role);
