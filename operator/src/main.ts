@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // disagg-operator: `npm run operator -- --help`.
 import { readFileSync } from 'node:fs';
-import { KubeConfig } from '@kubernetes/client-node';
 import { RestKubeApi } from './controller/kube-client.js';
+import { connectToKube } from './kube/connection.js';
 import { Manager } from './controller/manager.js';
 import { helpText, parseFlags } from './flags.js';
 import { startProbeServer } from './observability/http.js';
@@ -23,16 +23,15 @@ async function main(): Promise<void> {
     return;
   }
   const log = createLogger(flags.logLevel);
-  const kc = new KubeConfig();
-  if (flags.kubeconfig) kc.loadFromFile(flags.kubeconfig);
-  else kc.loadFromDefault();
+  // Never imports client-node unless the kubeconfig's user needs it (exec plugins and the like).
+  const conn = await connectToKube({ kubeconfig: flags.kubeconfig });
+  log.info('Connecting to the API server', { server: conn.server, config: conn.source });
   const leaseNamespace = flags.leaderElectionNamespace ?? podNamespace() ?? 'default';
   const metrics = createOperatorMetrics();
   const manager = new Manager({
-    kc,
-    api: new RestKubeApi(kc),
+    api: new RestKubeApi(conn),
     // Lease calls must fail fast: a renewal stuck for the whole renew deadline loses the lease.
-    leaseApi: new RestKubeApi(kc, Math.max(1000, Math.min(5000, flags.renewDeadlineMs / 2))),
+    leaseApi: new RestKubeApi(conn, Math.max(1000, Math.min(5000, flags.renewDeadlineMs / 2))),
     namespaces: flags.namespaces,
     routerAdminSocket: flags.routerAdminSocket,
     resyncPeriodMs: flags.resyncPeriodMs,

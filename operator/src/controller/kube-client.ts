@@ -1,8 +1,7 @@
-// A small REST client over client-node's KubeConfig: exact content types (server-side apply,
-// merge patch on /status) and one reused connection pool, which the generated clients do not give.
-import type { KubeConfig } from '@kubernetes/client-node';
-import { HttpMethod, RequestContext } from '@kubernetes/client-node';
-import { fetch, type Dispatcher } from 'undici';
+// A small REST client on undici over a KubeConnection (../kube/connection.ts): exact content types
+// (server-side apply, merge patch on /status), one reused connection pool, and watch streams.
+import { fetch } from 'undici';
+import type { KubeConnection } from '../kube/connection.js';
 
 export class KubeApiError extends Error {
   constructor(
@@ -20,7 +19,13 @@ export const isConflict = (e: unknown): boolean => e instanceof KubeApiError && 
 
 export interface ListResult<T> {
   items: T[];
-  metadata?: { resourceVersion?: string };
+  metadata?: { resourceVersion?: string; continue?: string };
+}
+
+/** One line of a watch stream. For ERROR, object is a metav1.Status. */
+export interface WatchEvent {
+  type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
+  object: { metadata?: { resourceVersion?: string }; code?: number; reason?: string; message?: string };
 }
 
 type Query = Record<string, string | boolean | number | undefined>;
@@ -37,11 +42,19 @@ export interface KubeApi {
   delete(path: string, query?: Query): Promise<void>;
 }
 
-export class RestKubeApi implements KubeApi {
-  private dispatcher: Dispatcher | undefined;
+/** What an informer needs: list (pages) and watch. */
+export interface ListWatchApi {
+  list<T>(path: string, query?: Query): Promise<ListResult<T>>;
+  /**
+   * Opens a watch (`watch=true` is added); resolves once the server answered 200 and yields its
+   * events until the server ends the stream or signal aborts. Rejects with KubeApiError otherwise.
+   */
+  watch(path: string, query: Query, signal: AbortSignal): Promise<AsyncIterable<WatchEvent>>;
+}
 
+export class RestKubeApi implements KubeApi, ListWatchApi {
   constructor(
-    private readonly kc: KubeConfig,
+    private readonly conn: KubeConnection,
     /** Per-request timeout; watches do not go through here. */
     private readonly timeoutMs = 30_000,
   ) {}
@@ -76,44 +89,85 @@ export class RestKubeApi implements KubeApi {
     await this.request('DELETE', path, { query });
   }
 
+  async watch(path: string, query: Query, signal: AbortSignal): Promise<AsyncIterable<WatchEvent>> {
+    const url = this.url(path, { ...query, watch: true });
+    const auth = await this.conn.authorize();
+    const res = await fetch(url, {
+      method: 'GET',
+      headers: { ...auth.headers, accept: 'application/json' },
+      dispatcher: auth.dispatcher,
+      signal,
+    });
+    if (!res.ok || !res.body) throw this.failure('GET', path, res.status, res.statusText, await res.text());
+    return watchEvents(res.body);
+  }
+
+  private url(path: string, query?: Query): URL {
+    const url = new URL(this.conn.server + path);
+    for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
+    return url;
+  }
+
   private async request<T>(
     method: string,
     path: string,
     opts: { body?: unknown; contentType?: string; query?: Query } = {},
   ): Promise<T> {
-    const cluster = this.kc.getCurrentCluster();
-    if (!cluster) throw new Error('kubeconfig has no current cluster');
-    const url = new URL(cluster.server.replace(/\/$/, '') + path);
-    for (const [k, v] of Object.entries(opts.query ?? {}))
-      if (v !== undefined) url.searchParams.set(k, String(v));
-    const ctx = new RequestContext(url.toString(), method as HttpMethod);
-    // Re-applied per request: service-account tokens rotate on disk.
-    await this.kc.applySecurityAuthentication(ctx);
-    this.dispatcher ??= ctx.getDispatcher();
-    const headers: Record<string, string> = { ...ctx.getHeaders(), accept: 'application/json' };
+    const url = this.url(path, opts.query);
+    // Per request: a ServiceAccount token file may have rotated.
+    const auth = await this.conn.authorize();
+    const headers: Record<string, string> = { ...auth.headers, accept: 'application/json' };
     if (opts.body !== undefined) headers['content-type'] = opts.contentType ?? 'application/json';
     const res = await fetch(url, {
       method,
       headers,
       body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
-      dispatcher: this.dispatcher,
+      dispatcher: auth.dispatcher,
       signal: AbortSignal.timeout(this.timeoutMs),
     });
     const text = await res.text();
-    let parsed: unknown = undefined;
-    try {
-      parsed = text ? JSON.parse(text) : undefined;
-    } catch {
-      parsed = undefined;
-    }
-    if (!res.ok) {
-      const status = parsed as { message?: string; reason?: string } | undefined;
-      throw new KubeApiError(
-        res.status,
-        status?.reason ?? res.statusText,
-        `${method} ${path}: ${res.status} ${status?.message ?? text.slice(0, 500)}`,
-      );
-    }
-    return parsed as T;
+    if (!res.ok) throw this.failure(method, path, res.status, res.statusText, text);
+    return (text ? parseOrUndefined(text) : undefined) as T;
   }
+
+  private failure(
+    method: string,
+    path: string,
+    code: number,
+    statusText: string,
+    text: string,
+  ): KubeApiError {
+    if (code === 401) this.conn.unauthorized();
+    const status = parseOrUndefined(text) as { message?: string; reason?: string } | undefined;
+    return new KubeApiError(
+      code,
+      status?.reason ?? statusText,
+      `${method} ${path}: ${code} ${status?.message ?? text.slice(0, 500)}`,
+    );
+  }
+}
+
+function parseOrUndefined(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Splits the stream into lines, one JSON event each. */
+async function* watchEvents(body: AsyncIterable<Uint8Array>): AsyncGenerator<WatchEvent> {
+  const decoder = new TextDecoder();
+  let buffered = '';
+  for await (const chunk of body) {
+    buffered += decoder.decode(chunk, { stream: true });
+    let nl: number;
+    while ((nl = buffered.indexOf('\n')) >= 0) {
+      const line = buffered.slice(0, nl).trim();
+      buffered = buffered.slice(nl + 1);
+      if (line) yield JSON.parse(line) as WatchEvent;
+    }
+  }
+  const rest = (buffered + decoder.decode()).trim();
+  if (rest) yield JSON.parse(rest) as WatchEvent;
 }

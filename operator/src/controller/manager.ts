@@ -1,7 +1,6 @@
 // Wires the operator: informers -> work queue -> workers -> reconciler, the router pusher and
 // membership (every replica), leader election (only the leader writes), periodic resync.
 // Pod and cluster events also feed the router directly, so routing never queues behind API writes.
-import type { KubeConfig } from '@kubernetes/client-node';
 import { LABEL_CLUSTER, LABEL_MANAGED_BY, MANAGED_BY } from '../api/labels.js';
 import {
   GROUP,
@@ -17,7 +16,7 @@ import { errorMessage, type Logger } from '../observability/logger.js';
 import { CONTROLLER_NAME, type OperatorMetrics } from '../observability/metrics.js';
 import { EventRecorder } from './event-recorder.js';
 import { ResilientInformer, type IndexFn, type InformerLifecycleEvent } from './informer.js';
-import type { KubeApi } from './kube-client.js';
+import type { KubeApi, ListWatchApi } from './kube-client.js';
 import { LeaderElector } from './leader-election.js';
 import { Membership } from './membership.js';
 import { ownerUidIndex, podClusterIndex } from './indexes.js';
@@ -26,8 +25,7 @@ import { RouterConfigPusher } from './router-pusher.js';
 import { WorkQueue } from './workqueue.js';
 
 export interface ManagerOptions {
-  kc: KubeConfig;
-  api: KubeApi;
+  api: KubeApi & ListWatchApi;
   /** Lease calls get their own client with a short timeout (see main.ts). */
   leaseApi: KubeApi;
   /** Empty = all namespaces. */
@@ -182,9 +180,15 @@ export class Manager {
       paths(group, resource).map(
         (path) =>
           new ResilientInformer<T>(
-            opts.kc,
             opts.api,
-            { resource, path, labelSelector, onLifecycle: lifecycle(resource) },
+            {
+              resource,
+              path,
+              labelSelector,
+              onLifecycle: lifecycle(resource),
+              onHandlerError: (err) =>
+                log.error('Informer event handler failed', { resource, error: errorMessage(err) }),
+            },
             indexFn,
           ),
       );
