@@ -199,6 +199,17 @@ function latencyRows(r: ScenarioResult): LatencyRow[] {
       metric: '  of which watch event -> routed',
       summary: summarize(o.samples.flatMap((x) => x.watchToRoutedMs ?? [])),
     },
+    {
+      scenario,
+      metric: '  of which kubelet Ready -> status persisted',
+      summary: summarize(o.samples.flatMap((x) => x.readyToPersistedMs ?? [])),
+    },
+    {
+      scenario,
+      metric: '  Ready persisted -> routed',
+      summary: summarize(o.samples.flatMap((x) => x.persistedToRoutedMs ?? [])),
+      targetMs: TARGETS.readyToRoutedP99Ms,
+    },
   ];
   const pods = r.clusters * r.podsPerCluster;
   const bringUp =

@@ -180,16 +180,31 @@ export interface ReadyEvent {
   at: number;
 }
 
-/** Ready transitions from the loopback kubelet's log lines (`pod <ns>/<name> ready=true|false`). */
+/**
+ * Ready transitions from the loopback kubelet's log lines (`pod <ns>/<name> ready=true|false`), and
+ * the moments the API server answered its status PATCH (`pod <ns>/<name> status persisted ready=...`).
+ */
 export class KubeletReadyLog {
   readonly ready: ReadyEvent[] = [];
   readonly notReady: ReadyEvent[] = [];
+  /** Status patches with Ready=True that the API server answered (persisted). */
+  readonly persistedReady: ReadyEvent[] = [];
 
   onLine = (line: string): void => {
+    const persisted = /\bpod (\S+\/\S+) status persisted ready=true\b/.exec(line);
+    if (persisted) {
+      this.persistedReady.push({ id: persisted[1]!, at: Date.now() });
+      return;
+    }
     const m = /\bpod (\S+\/\S+) ready=(true|false)\b/.exec(line);
     if (!m) return;
     (m[2] === 'true' ? this.ready : this.notReady).push({ id: m[1]!, at: Date.now() });
   };
+
+  /** When the API server answered the first Ready=True status patch sent for the transition at `kubeletAt`. */
+  persistedAt(id: string, kubeletAt: number): number | undefined {
+    return this.persistedReady.find((e) => e.id === id && e.at >= kubeletAt)?.at;
+  }
 
   since(t: number): ReadyEvent[] {
     return this.ready.filter((e) => e.at >= t);

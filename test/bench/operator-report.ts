@@ -71,7 +71,7 @@ export function readyVerdicts(rows: LatencyRow[]): Verdict[] {
   return rows
     .filter((r) => r.targetMs !== undefined && r.summary.count > 0)
     .map((r) => ({
-      target: `pod Ready -> routable p99 < ${ms(r.targetMs!)} (${r.scenario}, ${r.metric})`,
+      target: `pod Ready -> routable p99 < ${ms(r.targetMs!)} (${r.scenario}, ${r.metric.trim()})`,
       measured: `p99 ${ms(r.summary.p99)} over ${r.summary.count} pods`,
       pass: r.summary.p99 < r.targetMs!,
     }));

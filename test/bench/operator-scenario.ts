@@ -61,6 +61,10 @@ export interface ReadySample {
   readyToWatchMs?: number;
   /** That watch event -> routed (the operator's informer, queue, reconcile and push, and the router's apply). */
   watchToRoutedMs?: number;
+  /** Kubelet's Ready -> the API server answered its status PATCH (the kubelet's queue and the write). */
+  readyToPersistedMs?: number;
+  /** Ready persisted -> routed: from when the API server had it (no operator can see it earlier). */
+  persistedToRoutedMs?: number;
 }
 
 export interface EditSample {
@@ -333,6 +337,11 @@ function readyOutcomes(ctx: BenchContext, events: ReadyEvent[]): ReadyOutcomes {
       if (seen !== undefined && seen <= routed) {
         sample.readyToWatchMs = seen - e.at;
         sample.watchToRoutedMs = routed - seen;
+      }
+      const persisted = ctx.readyLog.persistedAt(e.id, e.at);
+      if (persisted !== undefined && persisted <= routed) {
+        sample.readyToPersistedMs = persisted - e.at;
+        sample.persistedToRoutedMs = routed - persisted;
       }
       out.samples.push(sample);
     } else if (ended !== undefined) out.endedBeforeRouted.push({ id: e.id, readyForMs: ended - e.at });

@@ -494,12 +494,17 @@ export class LoopbackKubelet {
     rt.statusChain = rt.statusChain.then(async () => {
       if (rt.gone || this.stopped) return;
       try {
+        const sent = rt.observed;
         await kubeRequest(this.o.kubeConfig, {
           method: 'PATCH',
           path: `/api/v1/namespaces/${rt.namespace}/pods/${rt.name}/status`,
           patchType: 'strategic',
-          body: podStatusPatch(rt.pod, rt.observed),
+          body: podStatusPatch(rt.pod, sent),
         });
+        // The moment the API server has persisted it (benchmarks date "Ready persisted" by this line).
+        this.log(
+          `pod ${rt.namespace}/${rt.name} status persisted ready=${sent.ready && sent.engine.kind === 'running'}`,
+        );
       } catch (err) {
         if (isNotFound(err)) return;
         this.log(`status of ${rt.namespace}/${rt.name}: ${(err as Error).message}`);
