@@ -3,7 +3,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { ConfigStore } from './config/store.js';
-import { RouterError } from './errors.js';
+import { RouterError, sendError } from './errors.js';
 import type { Logger } from './logger.js';
 import type { RouterMetrics } from './metrics.js';
 
@@ -41,7 +41,7 @@ export function createAdminApp(
       metrics.configApplyErrors.inc({ source: 'admin' });
       logger.warn('admin config rejected; keeping the current config', { errors: result.errors });
       const err = new RouterError('INVALID_CONFIG', 'config document rejected', { details: result.errors });
-      res.status(err.status).json(err.toBody());
+      sendError(res, err);
       return;
     }
     res.json({ generation: result.config.generation, hash: result.hash });
@@ -49,7 +49,7 @@ export function createAdminApp(
 
   app.use((req: Request, res: Response) => {
     const err = new RouterError('ROUTE_NOT_FOUND', `no admin route for ${req.method} ${req.path}`);
-    res.status(err.status).json(err.toBody());
+    sendError(res, err);
   });
 
   app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
@@ -63,7 +63,7 @@ export function createAdminApp(
           ? new RouterError('BODY_TOO_LARGE', `config body exceeds ${opts.maxBodyBytes} bytes`)
           : new RouterError('INTERNAL', 'internal admin error', { cause: err });
     if (routerErr.code === 'INTERNAL') logger.error('admin error', { error: String(err) });
-    res.status(routerErr.status).json(routerErr.toBody());
+    sendError(res, routerErr);
   });
   return app;
 }
@@ -77,6 +77,6 @@ function bearerAuth(token: string) {
       'ADMIN_UNAUTHORIZED',
       'admin API needs `Authorization: Bearer <token from --admin-token-file>`',
     );
-    res.status(err.status).setHeader('www-authenticate', 'Bearer').json(err.toBody());
+    sendError(res, err, { 'www-authenticate': 'Bearer' });
   };
 }

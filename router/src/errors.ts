@@ -1,5 +1,6 @@
 // The one error catalogue: every error the router returns has a stable code, an HTTP status and
 // an OpenAI error type. Callers branch on `code`, never on message text.
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 
 export const ERROR_CATALOGUE = {
   // Client mistakes.
@@ -69,4 +70,15 @@ export function asRouterError(err: unknown): RouterError {
   if (err instanceof RouterError) return err;
   const message = err instanceof Error ? err.message : String(err);
   return new RouterError('INTERNAL', `internal router error: ${message}`, { cause: err });
+}
+
+/** Answers with the error's status and OpenAI body (for a response whose head has not gone out). */
+export function sendError(res: ServerResponse, err: RouterError, headers: OutgoingHttpHeaders = {}): void {
+  const body = JSON.stringify(err.toBody());
+  res.writeHead(err.status, {
+    ...headers,
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+  });
+  res.end(body);
 }

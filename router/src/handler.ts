@@ -2,7 +2,7 @@
 // chosen path (direct | NIXL | LMCache) -> account. Everything the request uses comes from the
 // config snapshot taken on arrival, so a config swap never changes a request mid-way.
 import { randomUUID } from 'node:crypto';
-import type { Request, Response } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { estimatePromptTokens, type GenerationKind } from './classify/estimate-tokens.js';
 import { pickCluster } from './classify/pick-cluster.js';
 import { decideRoute } from './classify/threshold.js';
@@ -38,9 +38,16 @@ export function parseGenerationBody(raw: unknown): { raw: Buffer; body: JsonObje
   return { raw, body };
 }
 
-export function generationHandler(deps: HandlerDeps, kind: GenerationKind) {
+/** Serves one generation request whose body was already read (`rawBody`, as the client sent it). */
+export type GenerationHandler = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  rawBody: unknown,
+) => Promise<void>;
+
+export function generationHandler(deps: HandlerDeps, kind: GenerationKind): GenerationHandler {
   const clientPath = kind === 'chat' ? '/v1/chat/completions' : '/v1/completions';
-  return async (req: Request, res: Response): Promise<void> => {
+  return async (req, res, rawBody) => {
     const startedAt = performance.now();
     const requestId = headerValue(req.headers['x-request-id']) || randomUUID();
     const snapshot = deps.store.current();
@@ -60,7 +67,7 @@ export function generationHandler(deps: HandlerDeps, kind: GenerationKind) {
     let path: ServedPath | 'none' = 'none';
     let ctx: RequestContext | undefined;
     try {
-      const { raw, body } = parseGenerationBody(req.body);
+      const { raw, body } = parseGenerationBody(rawBody);
       const cluster = pickCluster(snapshot, body['model']);
       clusterName = cluster.name;
       const estimate = estimatePromptTokens(body, kind);

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { createAdminApp } from './admin.js';
-import { createApp } from './app.js';
+import { createListener } from './app.js';
 import { Balancer } from './balance/balancer.js';
 import { EngineStatsScraper } from './balance/engine-stats.js';
 import { InFlightTracker } from './balance/in-flight.js';
@@ -165,7 +165,7 @@ export async function startRouter(opts: RouterOptions = {}): Promise<RunningRout
     hostRewritesLogged: new Set(),
     active,
   };
-  const server = createServer(createApp(deps, { maxBodyBytes }));
+  const server = createServer(createListener(deps, { maxBodyBytes }));
   // Engines may take minutes before the first byte; the router's own per-leg timeouts govern.
   server.requestTimeout = 0;
   server.headersTimeout = 60_000;

@@ -220,6 +220,17 @@ describe('request validation and routing errors', () => {
     expect((await postJson(`${router.url}/v1/nope`, {})).status).toBe(404);
   });
 
+  it('serves the generation routes spelled with a query string or a trailing slash (through Express)', async () => {
+    for (const path of ['/v1/completions?trace=1', '/v1/completions/']) {
+      const r = await postJson(`${router.url}${path}`, { prompt: 'hi', max_tokens: 2 });
+      expect(r.status).toBe(200);
+      expect(r.json).toMatchObject({ object: 'text_completion' });
+    }
+    const big = await postJson(`${router.url}/v1/completions?x=1`, { prompt: 'x'.repeat(100 * 1024) });
+    expect(big.status).toBe(413);
+    expect(big.json).toMatchObject({ error: { code: 'BODY_TOO_LARGE' } });
+  });
+
   it('routes by model with several clusters: missing model 400, unknown model 404', async () => {
     const r = router.applyConfig({
       generation: 9,
