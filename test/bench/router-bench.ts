@@ -2,6 +2,7 @@
 // zero-latency engine simulators: straight to the engines vs through the router (direct path) vs
 // through the router (DPD path, NIXL). Router, engines and load generator are separate processes.
 // Prints progress and a table, writes .bench/router-bench.json. See docs/benchmarks.md.
+import { createWriteStream } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -28,6 +29,7 @@ import {
 } from './router-measure.js';
 import { connectInspector } from './router-inspector.js';
 import { RouterProbe } from './router-probe.js';
+import { buildInto } from './build.js';
 import { startRouterProcess, type RouterProcess } from './router-process.js';
 import { renderReport, verdicts, type BenchResults } from './router-report.js';
 import { runBench } from './run-bench.js';
@@ -51,6 +53,9 @@ const HELP = `Usage: npm run bench:router -- [options]
   --max-other-cores X     run a round again when other processes used more than X cores (default 0.3)
   --noisy-retries N       at most this many repeats per round (default 3)
   --wait-quiet-s N        first wait up to N s for other processes to use < 0.3 cores (default 0)
+  --router-node-flags=S   extra node flags for every router process, space-separated (e.g. "--trace-gc");
+                          the routers' output goes to .bench/router-*.log
+  --runtime dist|tsx      run the router from the compiled build (default, what the image runs) or under tsx
   --quick                 short smoke run (1 round of 2 s, 200 stalled streams)
   --out FILE              JSON results (default .bench/router-bench.json)`;
 
@@ -62,6 +67,8 @@ interface Options extends Settings {
   prefillers: number;
   skip: Set<string>;
   profile: boolean;
+  runtime: 'dist' | 'tsx';
+  routerNodeFlags: string[];
   out: string;
 }
 
@@ -86,6 +93,8 @@ function parseOptions(): Options | undefined {
       skip: { type: 'string', default: '' },
       profile: { type: 'boolean', default: false },
       quick: { type: 'boolean', default: false },
+      runtime: { type: 'string', default: 'dist' },
+      'router-node-flags': { type: 'string', default: '' },
       'wait-quiet-s': { type: 'string', default: '0' },
       'max-other-cores': { type: 'string', default: '0.3' },
       'noisy-retries': { type: 'string', default: '3' },
@@ -103,7 +112,10 @@ function parseOptions(): Options | undefined {
     return n;
   };
   const quick = values.quick;
+  if (values.runtime !== 'dist' && values.runtime !== 'tsx') throw new Error('--runtime must be dist or tsx');
   return {
+    runtime: values.runtime,
+    routerNodeFlags: String(values['router-node-flags']).split(/\s+/).filter(Boolean),
     rates: String(values.rates)
       .split(',')
       .map((x) => Number(x.trim()))
@@ -195,9 +207,30 @@ async function startCluster(opts: Options): Promise<Cluster> {
   return { decoders, prefillers, slow, configFile };
 }
 
-async function startRouter(cluster: Cluster, nodeFlags: string[] = []): Promise<RouterProcess> {
-  const router = await startRouterProcess({ args: ['--config', cluster.configFile], nodeFlags });
-  cleanups.push(() => router.stop(5_000));
+/** How every router of this run is launched: compiled or tsx, extra node flags, where its output goes. */
+interface RouterLaunch {
+  mainJs: string | undefined;
+  nodeFlags: string[];
+  logDir: string;
+}
+
+let routersStarted = 0;
+async function startRouter(
+  cluster: Cluster,
+  launch: RouterLaunch,
+  nodeFlags: string[] = [],
+): Promise<RouterProcess> {
+  const log = createWriteStream(path.join(launch.logDir, `router-${++routersStarted}.log`));
+  const router = await startRouterProcess({
+    args: ['--config', cluster.configFile],
+    nodeFlags: [...launch.nodeFlags, ...nodeFlags],
+    mainJs: launch.mainJs,
+    onLine: (line) => log.write(`${line}\n`),
+  });
+  cleanups.push(async () => {
+    await router.stop(5_000);
+    log.end();
+  });
   return router;
 }
 
@@ -242,6 +275,17 @@ async function main(): Promise<number> {
   const quiet = await waitForQuiet(opts.waitQuietS);
   machine.otherProcessesCoresAtStart = Number(quiet.toFixed(2));
   say(`other processes on this machine use ${quiet.toFixed(2)} cores right now`);
+  const launch: RouterLaunch = {
+    mainJs: undefined,
+    nodeFlags: opts.routerNodeFlags,
+    logDir: path.dirname(opts.out),
+  };
+  await mkdir(launch.logDir, { recursive: true });
+  if (opts.runtime === 'dist') {
+    say('compiling the router (tsc -p tsconfig.build.json) ...');
+    const build = await buildInto(path.join(REPO_ROOT, '.bench', 'router-build'));
+    launch.mainJs = path.join(build, 'router', 'src', 'main.js');
+  }
   const cluster = await startCluster(opts);
   const gen = await LoadGenerator.start();
   cleanups.push(() => gen.stop());
@@ -250,11 +294,11 @@ async function main(): Promise<number> {
     cluster,
     settings: opts,
     say,
-    startRouter: (nodeFlags) => startRouter(cluster, nodeFlags),
+    startRouter: (nodeFlags) => startRouter(cluster, launch, nodeFlags),
     repoRoot: REPO_ROOT,
   };
   // The inspector lets the probe read GC pauses and event-loop delay inside the router.
-  const router = await startRouter(cluster, ['--inspect=127.0.0.1:0']);
+  const router = await startRouter(cluster, launch, ['--inspect=127.0.0.1:0']);
   const probe = await routerProbe(router);
   say(`router process pid ${router.pid} at ${router.url}; load generator pid ${gen.pid}; warming up ...`);
   await warmUp(ctx, router);

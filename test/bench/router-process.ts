@@ -14,6 +14,8 @@ export interface RouterProcessOptions {
   args: string[];
   /** Extra node flags, e.g. ['--cpu-prof', '--cpu-prof-dir', DIR]. */
   nodeFlags?: string[];
+  /** A compiled `router/src/main.js` to run (what the image runs); without it, main.ts under tsx. */
+  mainJs?: string;
   /** Called with every stdout/stderr line (the router logs JSON to stdout). */
   onLine?: (line: string) => void;
   startTimeoutMs?: number;
@@ -62,7 +64,8 @@ export async function startRouterProcess(opts: RouterProcessOptions): Promise<Ro
     ...withDefault(opts.args, '--kv-notify-port', '0'),
     ...opts.args,
   ];
-  const child = spawn(process.execPath, [...(opts.nodeFlags ?? []), '--import', 'tsx', MAIN, ...args], {
+  const entry = opts.mainJs ? [opts.mainJs] : ['--import', 'tsx', MAIN];
+  const child = spawn(process.execPath, [...(opts.nodeFlags ?? []), ...entry, ...args], {
     cwd: REPO_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
