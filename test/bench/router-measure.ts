@@ -630,7 +630,7 @@ export async function profile(ctx: BenchContext): Promise<ProfileResult[]> {
       await inspector.send('HeapProfiler.startSampling', {
         samplingInterval: 1024,
         includeObjectsCollectedByMajorGC: true,
-        includeObjectsCollectedByMinorGC: !process.env.SURVIVORS,
+        includeObjectsCollectedByMinorGC: true,
       });
       const a = await ctx.gen.run({
         kind: 'rate',
