@@ -47,14 +47,15 @@ export type GenerationHandler = (
 
 export function generationHandler(deps: HandlerDeps, kind: GenerationKind): GenerationHandler {
   const clientPath = kind === 'chat' ? '/v1/chat/completions' : '/v1/completions';
+  // winston formats a record before its level filter drops it: skip building debug records at
+  // info. Asked once: the level is fixed at start, and asking allocates on every call.
+  const debug = deps.logger.isDebugEnabled();
   return async (req, res, rawBody) => {
     const startedAt = performance.now();
     const requestId = headerValue(req.headers['x-request-id']) || randomUUID();
     const snapshot = deps.store.current();
     const controller = new AbortController();
     const log = deps.logger.child({ requestId });
-    // winston formats a record before its level filter drops it: skip building debug records at info.
-    const debug = deps.logger.isDebugEnabled();
     let firstByteAt: number | undefined;
     const out = new ClientWriter(res, () => (firstByteAt ??= performance.now()));
     res.setHeader('x-request-id', requestId);

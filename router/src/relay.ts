@@ -3,6 +3,7 @@
 // upstream instead of growing a buffer), and a failure after the first byte ends an SSE stream
 // with an error event or cuts a JSON body short - never a clean finish.
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
 import { RouterError } from './errors.js';
 import { SSE_DONE, SseEventSplitter, sseEvent } from './protocol/sse.js';
 import { downstreamHeaders } from './upstream/headers.js';
@@ -47,6 +48,42 @@ export class ClientWriter {
     this.commit();
     const ok = this.res.write(chunk);
     if (!ok) await waitDrain(this.res);
+  }
+
+  /**
+   * Writes every chunk of `body`, as `map` turns it (empty results are skipped), pausing `body`
+   * while the client's socket is full. Events, not async iteration: a promise per chunk is
+   * garbage on the hot path. Rejects with ClientGoneError when the client goes, or with the body's
+   * own error.
+   */
+  pump(body: Readable, map: (chunk: Buffer) => Buffer): Promise<void> {
+    const res = this.res;
+    if (res.destroyed) return Promise.reject(new ClientGoneError());
+    return new Promise<void>((resolve, reject) => {
+      const done = (err?: Error): void => {
+        body.off('data', onData);
+        body.off('end', onEnd);
+        body.off('error', done);
+        res.off('drain', onDrain);
+        res.off('close', onClose);
+        if (err) reject(err);
+        else resolve();
+      };
+      const onData = (chunk: Buffer): void => {
+        const data = map(chunk);
+        if (data.length === 0) return;
+        this.commit();
+        if (!res.write(data)) body.pause();
+      };
+      const onDrain = (): void => void body.resume();
+      const onEnd = (): void => done();
+      const onClose = (): void => done(new ClientGoneError());
+      body.on('data', onData);
+      body.once('end', onEnd);
+      body.once('error', done);
+      res.on('drain', onDrain);
+      res.once('close', onClose);
+    });
   }
 
   end(chunk?: Buffer | string): void {
@@ -130,24 +167,29 @@ export async function relayLeg(
   headers['x-request-id'] = opts.requestId;
   out.begin(leg.status, headers, sse);
   const splitter = sse ? new SseEventSplitter() : undefined;
-  let tail = '';
+  // The splitter hands out whole events, so a finished stream's last piece holds all of [DONE].
+  let last: Buffer | undefined;
   try {
-    for await (const chunk of leg.body) {
-      const data = splitter ? splitter.push(chunk as Buffer) : (chunk as Buffer);
-      if (data.length === 0) continue;
-      if (sse) tail = (tail + data.subarray(Math.max(0, data.length - 32)).toString('latin1')).slice(-32);
-      await out.write(data);
-    }
+    await out.pump(leg.body, (chunk) => {
+      const data = splitter ? splitter.push(chunk) : chunk;
+      if (data.length > 0) last = data;
+      return data;
+    });
   } catch (err) {
     leg.body.destroy();
     if (err instanceof ClientGoneError) throw err;
     throw legBodyFailure(deps, leg, err, opts.signal).toRouterError();
   }
-  if (sse && (splitter?.hasPartial || !tail.endsWith(SSE_DONE))) {
+  if (sse && (splitter?.hasPartial || !endsWithDone(last))) {
     throw new RouterError(
       'DECODE_STREAM_INTERRUPTED',
       `${leg.role} endpoint ${leg.endpoint.id} (${leg.endpoint.url}) ended the stream without [DONE]`,
     );
   }
   out.end();
+}
+
+function endsWithDone(events: Buffer | undefined): boolean {
+  if (!events || events.length < SSE_DONE.length) return false;
+  return events.subarray(events.length - SSE_DONE.length).toString('latin1') === SSE_DONE;
 }
