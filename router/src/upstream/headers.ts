@@ -17,9 +17,14 @@ const HOP_BY_HOP = new Set([
 /** Headers the router always sets itself on an upstream request. */
 const REWRITTEN = new Set(['host', 'content-length', 'content-type', 'x-request-id', 'expect']);
 
-function connectionListed(headers: IncomingHttpHeaders): Set<string> {
+const NONE: ReadonlySet<string> = new Set();
+
+/** Header names a `Connection` header lists (hop-by-hop for this hop only). */
+function connectionListed(headers: IncomingHttpHeaders): ReadonlySet<string> {
   const v = headers['connection'];
-  const list = Array.isArray(v) ? v.join(',') : (v ?? '');
+  // The usual values name no header: skip the parsing (this runs on every request).
+  if (v === undefined || v === 'keep-alive' || v === 'close') return NONE;
+  const list = Array.isArray(v) ? v.join(',') : v;
   return new Set(
     list
       .split(',')
@@ -39,7 +44,8 @@ export function upstreamHeaders(
 ): Record<string, string> {
   const listed = connectionListed(client);
   const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(client)) {
+  for (const name in client) {
+    const value = client[name];
     if (value === undefined || HOP_BY_HOP.has(name) || REWRITTEN.has(name) || listed.has(name)) continue;
     // The router decompressed the body when it parsed it (express.raw inflates).
     if (name === 'content-encoding') continue;
@@ -57,7 +63,8 @@ export function downstreamHeaders(
   opts: { keepContentLength: boolean },
 ): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(upstream)) {
+  for (const name in upstream) {
+    const value = upstream[name];
     if (value === undefined || HOP_BY_HOP.has(name)) continue;
     if (name === 'content-length' && !opts.keepContentLength) continue;
     if (name === 'x-request-id' || name === 'date') continue;
