@@ -1,6 +1,7 @@
 // A small REST client on undici over a KubeConnection (../kube/connection.ts): exact content types
 // (server-side apply, merge patch on /status), one reused connection pool, and watch streams.
-import { fetch } from 'undici';
+import { STATUS_CODES } from 'node:http';
+import type { Dispatcher } from 'undici';
 import type { KubeConnection } from '../kube/connection.js';
 
 export class KubeApiError extends Error {
@@ -92,13 +93,16 @@ export class RestKubeApi implements KubeApi, ListWatchApi {
   async watch(path: string, query: Query, signal: AbortSignal): Promise<AsyncIterable<WatchEvent>> {
     const url = this.url(path, { ...query, watch: true });
     const auth = await this.conn.authorize();
-    const res = await fetch(url, {
+    const res = await auth.dispatcher.request({
+      origin: url.origin,
+      path: url.pathname + url.search,
       method: 'GET',
       headers: { ...auth.headers, accept: 'application/json' },
-      dispatcher: auth.dispatcher,
       signal,
+      // The informer's own idle timeout decides when a quiet watch is dead.
+      bodyTimeout: 0,
     });
-    if (!res.ok || !res.body) throw this.failure('GET', path, res.status, res.statusText, await res.text());
+    if (res.statusCode >= 300) throw this.failure('GET', path, res.statusCode, await res.body.text());
     return watchEvents(res.body);
   }
 
@@ -108,8 +112,10 @@ export class RestKubeApi implements KubeApi, ListWatchApi {
     return url;
   }
 
+  // undici's request() rather than fetch(): the same pool without the WHATWG Request/Response/
+  // stream objects per call, which are most of a request's garbage.
   private async request<T>(
-    method: string,
+    method: Dispatcher.HttpMethod,
     path: string,
     opts: { body?: unknown; contentType?: string; query?: Query } = {},
   ): Promise<T> {
@@ -118,30 +124,25 @@ export class RestKubeApi implements KubeApi, ListWatchApi {
     const auth = await this.conn.authorize();
     const headers: Record<string, string> = { ...auth.headers, accept: 'application/json' };
     if (opts.body !== undefined) headers['content-type'] = opts.contentType ?? 'application/json';
-    const res = await fetch(url, {
+    const res = await auth.dispatcher.request({
+      origin: url.origin,
+      path: url.pathname + url.search,
       method,
       headers,
       body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
-      dispatcher: auth.dispatcher,
       signal: AbortSignal.timeout(this.timeoutMs),
     });
-    const text = await res.text();
-    if (!res.ok) throw this.failure(method, path, res.status, res.statusText, text);
+    const text = await res.body.text();
+    if (res.statusCode >= 300) throw this.failure(method, path, res.statusCode, text);
     return (text ? parseOrUndefined(text) : undefined) as T;
   }
 
-  private failure(
-    method: string,
-    path: string,
-    code: number,
-    statusText: string,
-    text: string,
-  ): KubeApiError {
+  private failure(method: string, path: string, code: number, text: string): KubeApiError {
     if (code === 401) this.conn.unauthorized();
     const status = parseOrUndefined(text) as { message?: string; reason?: string } | undefined;
     return new KubeApiError(
       code,
-      status?.reason ?? statusText,
+      status?.reason ?? STATUS_CODES[code] ?? 'Error',
       `${method} ${path}: ${code} ${status?.message ?? text.slice(0, 500)}`,
     );
   }
