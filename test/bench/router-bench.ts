@@ -30,7 +30,7 @@ import {
 import { connectInspector } from './router-inspector.js';
 import { RouterProbe } from './router-probe.js';
 import { buildInto } from './build.js';
-import { startRouterProcess, type RouterProcess } from './router-process.js';
+import { pinToCpus, startRouterProcess, type RouterProcess } from './router-process.js';
 import { renderReport, verdicts, type BenchResults } from './router-report.js';
 import { runBench } from './run-bench.js';
 
@@ -55,6 +55,9 @@ const HELP = `Usage: npm run bench:router -- [options]
   --wait-quiet-s N        first wait up to N s for other processes to use < 0.3 cores (default 0)
   --router-node-flags=S   extra node flags for every router process, space-separated (e.g. "--trace-gc");
                           the routers' output goes to .bench/router-*.log
+  --cpu-layout L          split (default with 2+ cores): every router on the last core, the engines, the
+                          load generator and this process on the others, so the router under test is not
+                          preempted by its own load; shared: no pinning (everything competes for all cores)
   --runtime dist|tsx      run the router from the compiled build (default, what the image runs) or under tsx
   --quick                 short smoke run (1 round of 2 s, 200 stalled streams)
   --out FILE              JSON results (default .bench/router-bench.json)`;
@@ -68,6 +71,7 @@ interface Options extends Settings {
   skip: Set<string>;
   profile: boolean;
   runtime: 'dist' | 'tsx';
+  cpuLayout: 'split' | 'shared';
   routerNodeFlags: string[];
   out: string;
 }
@@ -95,6 +99,7 @@ function parseOptions(): Options | undefined {
       quick: { type: 'boolean', default: false },
       runtime: { type: 'string', default: 'dist' },
       'router-node-flags': { type: 'string', default: '' },
+      'cpu-layout': { type: 'string', default: os.cpus().length >= 2 ? 'split' : 'shared' },
       'wait-quiet-s': { type: 'string', default: '0' },
       'max-other-cores': { type: 'string', default: '0.3' },
       'noisy-retries': { type: 'string', default: '3' },
@@ -113,8 +118,12 @@ function parseOptions(): Options | undefined {
   };
   const quick = values.quick;
   if (values.runtime !== 'dist' && values.runtime !== 'tsx') throw new Error('--runtime must be dist or tsx');
+  const layout = values['cpu-layout'];
+  if (layout !== 'split' && layout !== 'shared') throw new Error('--cpu-layout must be split or shared');
+  if (layout === 'split' && os.cpus().length < 2) throw new Error('--cpu-layout split needs 2 or more cores');
   return {
     runtime: values.runtime,
+    cpuLayout: layout,
     routerNodeFlags: String(values['router-node-flags']).split(/\s+/).filter(Boolean),
     rates: String(values.rates)
       .split(',')
@@ -210,6 +219,8 @@ async function startCluster(opts: Options): Promise<Cluster> {
 /** How every router of this run is launched: compiled or tsx, extra node flags, where its output goes. */
 interface RouterLaunch {
   mainJs: string | undefined;
+  /** CPUs every router is pinned to (`--cpu-layout split`), or undefined. */
+  routerCpus: string | undefined;
   nodeFlags: string[];
   logDir: string;
 }
@@ -227,6 +238,11 @@ async function startRouter(
     mainJs: launch.mainJs,
     onLine: (line) => log.write(`${line}\n`),
   });
+  if (launch.routerCpus && !pinToCpus(router.pid, launch.routerCpus)) {
+    throw new Error(
+      `could not pin the router to CPU ${launch.routerCpus} (taskset); use --cpu-layout shared`,
+    );
+  }
   cleanups.push(async () => {
     await router.stop(5_000);
     log.end();
@@ -275,8 +291,10 @@ async function main(): Promise<number> {
   const quiet = await waitForQuiet(opts.waitQuietS);
   machine.otherProcessesCoresAtStart = Number(quiet.toFixed(2));
   say(`other processes on this machine use ${quiet.toFixed(2)} cores right now`);
+  const cores = os.cpus().length;
   const launch: RouterLaunch = {
     mainJs: undefined,
+    routerCpus: opts.cpuLayout === 'split' ? String(cores - 1) : undefined,
     nodeFlags: opts.routerNodeFlags,
     logDir: path.dirname(opts.out),
   };
@@ -289,6 +307,21 @@ async function main(): Promise<number> {
   const cluster = await startCluster(opts);
   const gen = await LoadGenerator.start();
   cleanups.push(() => gen.stop());
+  if (opts.cpuLayout === 'split') {
+    // The load and the engines get the other cores; the router under test gets the last one.
+    const others = cores === 2 ? '0' : `0-${cores - 2}`;
+    const pids = [
+      process.pid,
+      gen.pid,
+      ...[...cluster.decoders, ...cluster.prefillers, cluster.slow].map((e) => e.pid),
+    ];
+    for (const pid of pids) {
+      if (!pinToCpus(pid, others)) throw new Error('could not pin with taskset; use --cpu-layout shared');
+    }
+    say(
+      `CPU layout: routers on CPU ${launch.routerCpus}; engines, load generator and benchmark on CPU ${others}`,
+    );
+  }
   const ctx: BenchContext = {
     gen,
     cluster,

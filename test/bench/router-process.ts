@@ -1,6 +1,6 @@
 // Starts the router as its own OS process (`router/src/main.ts`), the way a pod runs it, and
 // stops it again. Used by the demo and the benchmark; /proc gives its CPU time and RSS.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -171,6 +171,19 @@ export function rssBytes(pid: number): number {
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Pins a process and all its threads to the given CPUs (`taskset -a -p -c LIST PID`); false when
+ * taskset is missing or refuses (the caller reports the layout it really got).
+ */
+export function pinToCpus(pid: number, cpus: string): boolean {
+  try {
+    execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' });
     return true;
   } catch {
     return false;
