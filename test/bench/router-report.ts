@@ -197,7 +197,7 @@ export function renderReport(r: BenchResults): string {
         ...insideRows,
       ]),
       '  "CPU wait": time the router was runnable but had no CPU (/proc/PID/schedstat); "preempted": involuntary',
-      '  context switches; GC pauses and event-loop delay (10 ms timer) are read through the inspector.',
+      '  context switches; GC pauses and event-loop delay (how late a 10 ms timer fired) are read through the inspector.',
     );
   }
   if (r.ttft) {
