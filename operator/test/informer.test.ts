@@ -307,6 +307,22 @@ describe('resilient informer', () => {
     expect(names(informer)).toEqual(['p1', 'p2']);
   });
 
+  it('stop() does not wait for a list the API server has not answered', async () => {
+    const { informer } = await setup();
+    // Answered only after stop() returned (an API server that hangs until the client gives up).
+    let answer: (() => void) | undefined;
+    api.lists.push((res) => (answer = () => listOf([pod('p1', '1')], '2')(res, new URL('http://x'))));
+    const started = informer.start();
+    await until(() => answer !== undefined);
+    const t0 = Date.now();
+    await informer.stop();
+    expect(Date.now() - t0).toBeLessThan(1000);
+    answer!();
+    await started;
+    expect(informer.hasSynced()).toBe(false);
+    expect(informer.list()).toEqual([]);
+  });
+
   it('stop() is not reported as an error and prevents restarts', async () => {
     const { events, informer } = await setup();
     await informer.start();

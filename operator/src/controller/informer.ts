@@ -69,6 +69,7 @@ export class ResilientInformer<T extends { metadata?: object }> {
   private loop: Promise<void> | undefined;
   private watchAbort: AbortController | undefined;
   private wake: (() => void) | undefined;
+  private listing = false;
   /** index value -> object key (namespace/name) -> object; kept in step with the cache. */
   private readonly index = new Map<string, Map<string, T>>();
   private readonly indexed = new Map<string, string[]>();
@@ -113,7 +114,8 @@ export class ResilientInformer<T extends { metadata?: object }> {
     this.stopped = true;
     this.watchAbort?.abort();
     this.wake?.();
-    await this.loop;
+    // A list in flight is not waited for (it has its own timeout; its answer is ignored once stopped).
+    if (!this.listing) await this.loop;
   }
 
   /** True once the first list succeeded (the cache holds a full view). */
@@ -136,7 +138,8 @@ export class ResilientInformer<T extends { metadata?: object }> {
     while (!this.stopped) {
       try {
         if (relist) {
-          await this.relist();
+          this.listing = true;
+          await this.relist().finally(() => (this.listing = false));
           relist = false;
         }
         attempted();
