@@ -2,7 +2,8 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'coverage/', 'charts/', 'test/cluster/k8s-bins/'] },
+  // .bench/ holds the benchmarks' compiled builds; .work/ is local scratch (both gitignored).
+  { ignores: ['dist/', 'node_modules/', 'coverage/', 'charts/', 'test/cluster/k8s-bins/', '.bench/', '.work/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
