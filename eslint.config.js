@@ -3,7 +3,17 @@ import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
   // .bench/ holds the benchmarks' compiled builds; .work/ is local scratch (both gitignored).
-  { ignores: ['dist/', 'node_modules/', 'coverage/', 'charts/', 'test/cluster/k8s-bins/', '.bench/', '.work/'] },
+  {
+    ignores: [
+      'dist/',
+      'node_modules/',
+      'coverage/',
+      'charts/',
+      'test/cluster/k8s-bins/',
+      '.bench/',
+      '.work/',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
