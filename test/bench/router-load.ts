@@ -12,9 +12,10 @@ export class LoadGenerator {
     private readonly waiters: Array<() => void>,
   ) {}
 
-  static async start(): Promise<LoadGenerator> {
+  /** `nodeFlags`: extra node flags for the generator process (e.g. a larger young generation). */
+  static async start(nodeFlags: string[] = []): Promise<LoadGenerator> {
     const child = fork(WORKER, [], {
-      execArgv: ['--import', 'tsx'],
+      execArgv: [...nodeFlags, '--import', 'tsx'],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     const replies: WorkerReply[] = [];
