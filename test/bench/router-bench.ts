@@ -39,8 +39,8 @@ const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..
 const HELP = `Usage: npm run bench:router -- [options]
 
   --rates LIST            fixed request rates for the latency table (default 200,500,1000,2000)
-  --duration-s N          measured seconds per target per round (default 4)
-  --rounds N              interleaved rounds per rate (default 3)
+  --duration-s N          measured seconds per target per round (default 6)
+  --rounds N              interleaved rounds per rate (default 5)
   --warmup-s N            unmeasured seconds before each measurement (default 1)
   --stream-rate N         request rate of the TTFT measurement (default 500)
   --concurrency N         closed-loop clients for maximum throughput (default 32)
@@ -85,8 +85,8 @@ function parseOptions(): Options | undefined {
   const { values } = parseArgs({
     options: {
       rates: { type: 'string', default: '200,500,1000,2000' },
-      'duration-s': { type: 'string', default: '4' },
-      rounds: { type: 'string', default: '3' },
+      'duration-s': { type: 'string', default: '6' },
+      rounds: { type: 'string', default: '5' },
       'warmup-s': { type: 'string', default: '1' },
       'stream-rate': { type: 'string', default: '500' },
       concurrency: { type: 'string', default: '32' },
