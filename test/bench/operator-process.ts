@@ -1,10 +1,9 @@
 // The operator under test as its own OS process, from the compiled build (what the image runs) or
 // with tsx, with the ServiceAccount kubeconfig of the e2e set-up (so it runs with the chart's RBAC).
-import { execFile } from 'node:child_process';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import type { E2eEnv, RouterProc } from '../../operator/test/support/e2e-env.js';
 import { REPO_ROOT } from '../cluster/bins.js';
+import { buildInto } from './build.js';
 import type { ManagedProcess } from '../cluster/processes.js';
 import { waitFor } from '../cluster/wait.js';
 
@@ -15,21 +14,7 @@ export const BUILD_DIR = join(REPO_ROOT, '.bench', 'operator-build');
 
 /** `tsc -p tsconfig.build.json` (the same build as `npm run build`) into BUILD_DIR; returns main.js. */
 export async function buildOperator(): Promise<string> {
-  const tsc = join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
-  try {
-    await promisify(execFile)(process.execPath, [tsc, '-p', 'tsconfig.build.json', '--outDir', BUILD_DIR], {
-      cwd: REPO_ROOT,
-      maxBuffer: 16 * 1024 * 1024,
-    });
-  } catch (err) {
-    // tsc still emits on type errors (noEmitOnError is off): type errors elsewhere in the tree
-    // must not stop the benchmark; a missing output will.
-    const out = (err as { stdout?: string }).stdout ?? '';
-    process.stderr.write(
-      `tsc reported errors (output still emitted):\n${out.split('\n').slice(0, 10).join('\n')}\n`,
-    );
-  }
-  return join(BUILD_DIR, 'operator', 'src', 'main.js');
+  return join(await buildInto(BUILD_DIR), 'operator', 'src', 'main.js');
 }
 
 export interface OperatorProcess {
