@@ -46,13 +46,10 @@ export function createListener(deps: HandlerDeps, opts: AppOptions): RequestList
   };
 }
 
-export function createApp(
+function createApp(
   deps: HandlerDeps,
   opts: AppOptions,
-  handlers: Record<'completions' | 'chat', GenerationHandler> = {
-    completions: generationHandler(deps, 'completions'),
-    chat: generationHandler(deps, 'chat'),
-  },
+  handlers: Record<'completions' | 'chat', GenerationHandler>,
 ): express.Express {
   const app = express();
   app.disable('x-powered-by');

@@ -70,7 +70,12 @@ export class ClientWriter {
         else resolve();
       };
       const onData = (chunk: Buffer): void => {
-        const data = map(chunk);
+        let data: Buffer;
+        try {
+          data = map(chunk);
+        } catch (err) {
+          return done(err as Error); // never let a throw escape into the stream's emit
+        }
         if (data.length === 0) return;
         this.commit();
         if (!res.write(data)) body.pause();
