@@ -91,50 +91,46 @@ export class RestKubeApi implements KubeApi, ListWatchApi {
   }
 
   async watch(path: string, query: Query, signal: AbortSignal): Promise<AsyncIterable<WatchEvent>> {
-    const url = this.url(path, { ...query, watch: true });
-    const auth = await this.conn.authorize();
-    const res = await auth.dispatcher.request({
-      origin: url.origin,
-      path: url.pathname + url.search,
-      method: 'GET',
-      headers: { ...auth.headers, accept: 'application/json' },
-      signal,
-      // The informer's own idle timeout decides when a quiet watch is dead.
-      bodyTimeout: 0,
-    });
+    // The informer's own idle timeout decides when a quiet watch is dead (bodyTimeout 0).
+    const res = await this.send('GET', path, { query: { ...query, watch: true }, signal, bodyTimeout: 0 });
     if (res.statusCode >= 300) throw this.failure('GET', path, res.statusCode, await res.body.text());
     return watchEvents(res.body);
   }
 
-  private url(path: string, query?: Query): URL {
-    const url = new URL(this.conn.server + path);
-    for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
-    return url;
-  }
-
-  // undici's request() rather than fetch(): the same pool without the WHATWG Request/Response/
-  // stream objects per call, which are most of a request's garbage.
   private async request<T>(
     method: Dispatcher.HttpMethod,
     path: string,
     opts: { body?: unknown; contentType?: string; query?: Query } = {},
   ): Promise<T> {
-    const url = this.url(path, opts.query);
+    const res = await this.send(method, path, { ...opts, signal: AbortSignal.timeout(this.timeoutMs) });
+    const text = await res.body.text();
+    if (res.statusCode >= 300) throw this.failure(method, path, res.statusCode, text);
+    return (text ? parseOrUndefined(text) : undefined) as T;
+  }
+
+  // undici's request() rather than fetch(): the same pool without the WHATWG Request/Response/
+  // stream objects per call, which are most of a request's garbage.
+  private async send(
+    method: Dispatcher.HttpMethod,
+    path: string,
+    opts: { body?: unknown; contentType?: string; query?: Query; signal: AbortSignal; bodyTimeout?: number },
+  ): Promise<Dispatcher.ResponseData> {
+    const url = new URL(this.conn.server + path);
+    for (const [k, v] of Object.entries(opts.query ?? {}))
+      if (v !== undefined) url.searchParams.set(k, String(v));
     // Per request: a ServiceAccount token file may have rotated.
     const auth = await this.conn.authorize();
     const headers: Record<string, string> = { ...auth.headers, accept: 'application/json' };
     if (opts.body !== undefined) headers['content-type'] = opts.contentType ?? 'application/json';
-    const res = await auth.dispatcher.request({
+    return auth.dispatcher.request({
       origin: url.origin,
       path: url.pathname + url.search,
       method,
       headers,
       body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
-      signal: AbortSignal.timeout(this.timeoutMs),
+      signal: opts.signal,
+      ...(opts.bodyTimeout !== undefined ? { bodyTimeout: opts.bodyTimeout } : {}),
     });
-    const text = await res.body.text();
-    if (res.statusCode >= 300) throw this.failure(method, path, res.statusCode, text);
-    return (text ? parseOrUndefined(text) : undefined) as T;
   }
 
   private failure(method: string, path: string, code: number, text: string): KubeApiError {
