@@ -3,9 +3,10 @@
 // by exact path, straight to their handler with a lean body reader: Express's routing and
 // body-parser cost about 10 KB of garbage per request, a fifth of the router's, and garbage is GC
 // pauses in the latency tail (docs/benchmarks.md).
-import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { RouterError, asRouterError, sendError } from './errors.js';
+import { createExpressServer } from './express-server.js';
 import { generationHandler, type GenerationHandler, type HandlerDeps } from './handler.js';
 import { readRequestBody } from './request-body.js';
 
@@ -14,8 +15,8 @@ export interface AppOptions {
   maxBodyBytes: number;
 }
 
-/** The request listener of the OpenAI port. */
-export function createListener(deps: HandlerDeps, opts: AppOptions): RequestListener {
+/** The HTTP server of the OpenAI port (not yet listening). */
+export function createOpenAiServer(deps: HandlerDeps, opts: AppOptions): Server {
   const completions = generationHandler(deps, 'completions');
   const chat = generationHandler(deps, 'chat');
   const app = createApp(deps, opts, { completions, chat });
@@ -36,14 +37,14 @@ export function createListener(deps: HandlerDeps, opts: AppOptions): RequestList
         else res.destroy();
       });
   };
-  return (req, res) => {
+  return createExpressServer(app, (req, res) => {
     if (req.method === 'POST') {
       if (req.url === '/v1/completions') return serve(completions, req, res);
       if (req.url === '/v1/chat/completions') return serve(chat, req, res);
     }
     // Everything else, including the generation routes spelled with a query or a trailing slash.
     void app(req, res);
-  };
+  });
 }
 
 function createApp(

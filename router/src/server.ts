@@ -1,12 +1,12 @@
 // Wires the router together and starts its listeners. `startRouter` is what main.ts, the tests,
 // the demo and the benchmark use.
 import { chmod, lstat, mkdir, readFile, unlink } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { createAdminApp } from './admin.js';
-import { createListener } from './app.js';
+import { createOpenAiServer } from './app.js';
 import { Balancer } from './balance/balancer.js';
 import { EngineStatsScraper } from './balance/engine-stats.js';
 import { InFlightTracker } from './balance/in-flight.js';
@@ -15,6 +15,7 @@ import type { ValidationResult } from './config/validate.js';
 import { ConfigStore, type ConfigSnapshot } from './config/store.js';
 import { ConfigFileWatcher } from './config/watch.js';
 import type { HandlerDeps } from './handler.js';
+import { createExpressServer } from './express-server.js';
 import { KvNotifyHub, sanitizeReplicaId } from './kv-notify.js';
 import { createLogger, type Logger, type LogLevel } from './logger.js';
 import { createMetrics, type RouterMetrics } from './metrics.js';
@@ -165,7 +166,7 @@ export async function startRouter(opts: RouterOptions = {}): Promise<RunningRout
     hostRewritesLogged: new Set(),
     active,
   };
-  const server = createServer(createListener(deps, { maxBodyBytes }));
+  const server = createOpenAiServer(deps, { maxBodyBytes });
   // Engines may take minutes before the first byte; the router's own per-leg timeouts govern.
   server.requestTimeout = 0;
   server.headersTimeout = 60_000;
@@ -185,7 +186,7 @@ export async function startRouter(opts: RouterOptions = {}): Promise<RunningRout
   try {
     if (opts.adminSocket) {
       adminSocket = opts.adminSocket;
-      const s = createServer(createAdminApp(store, logger, metrics, { maxBodyBytes }));
+      const s = createExpressServer(createAdminApp(store, logger, metrics, { maxBodyBytes }));
       await listenUnix(s, adminSocket);
       adminServers.push(s);
       const path = adminSocket;
@@ -195,7 +196,7 @@ export async function startRouter(opts: RouterOptions = {}): Promise<RunningRout
       const token =
         opts.adminToken ?? (opts.adminTokenFile ? (await readFile(opts.adminTokenFile, 'utf8')).trim() : '');
       if (!token) throw new Error('--admin-port needs a non-empty bearer token from --admin-token-file');
-      const s = createServer(createAdminApp(store, logger, metrics, { token, maxBodyBytes }));
+      const s = createExpressServer(createAdminApp(store, logger, metrics, { token, maxBodyBytes }));
       await listen(s, opts.adminPort, '127.0.0.1');
       adminServers.push(s);
       adminUrl = `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
