@@ -42,6 +42,8 @@ const HELP = `Usage: npm run bench:router -- [options]
   --duration-s N          measured seconds per target per round (default 6)
   --rounds N              interleaved rounds per rate (default 5)
   --warmup-s N            unmeasured seconds before each measurement (default 1)
+  --warmup-rate-s N       before the first measurement, seconds at 1000 req/s to the engines and to the
+                          direct path, so no round carries the processes' heap sizing (default 8)
   --stream-rate N         request rate of the TTFT measurement (default 500)
   --concurrency N         closed-loop clients for maximum throughput (default 32)
   --decoders N            decode engine processes (default 2)
@@ -88,6 +90,7 @@ function parseOptions(): Options | undefined {
       'duration-s': { type: 'string', default: '6' },
       rounds: { type: 'string', default: '5' },
       'warmup-s': { type: 'string', default: '1' },
+      'warmup-rate-s': { type: 'string', default: '8' },
       'stream-rate': { type: 'string', default: '500' },
       concurrency: { type: 'string', default: '32' },
       decoders: { type: 'string', default: '2' },
@@ -132,6 +135,7 @@ function parseOptions(): Options | undefined {
     durationMs: (quick ? 2 : num('duration-s', 0.5)) * 1000,
     rounds: quick ? 1 : Math.round(num('rounds', 1)),
     warmupMs: (quick ? 0.5 : num('warmup-s', 0)) * 1000,
+    warmupRateMs: (quick ? 1 : num('warmup-rate-s', 0)) * 1000,
     waitQuietS: num('wait-quiet-s', 0),
     maxOtherCores: num('max-other-cores', 0),
     noisyRetries: quick ? 0 : Math.round(num('noisy-retries', 0)),

@@ -20,79 +20,131 @@ function poolFor(origin: string, connections: number): Pool {
   return pool;
 }
 
-interface Sample {
-  latencyMs: number;
-  serviceMs: number;
-  ttftMs: number | undefined;
-}
+/** What one request measured; written into typed arrays, so no object per request outlives it. */
+type Done = (
+  status: number,
+  error: string | undefined,
+  sentAt: number,
+  firstAt: number,
+  endAt: number,
+) => void;
 
-/** Sends one request and resolves with its timings, or with an error kind. */
-async function oneRequest(
-  pool: Pool,
-  path: string,
-  body: string,
-  scheduledAt: number,
-  stream: boolean,
-): Promise<Sample | { error: string }> {
+const JSON_HEADERS = { 'content-type': 'application/json' };
+
+/**
+ * Sends one request with undici's dispatch API and calls `done` once with its timings. A handler
+ * object is the only allocation per request: no Promise, no body stream, no async iterator, since
+ * whatever the generator keeps alive across its own scavenges turns into stalls in every phase.
+ */
+function send(pool: Pool, path: string, body: Buffer, done: Done): void {
   const sentAt = performance.now();
-  try {
-    const res = await pool.request({
-      method: 'POST',
-      path,
-      headers: { 'content-type': 'application/json' },
-      body,
-    });
-    let firstAt: number | undefined;
-    for await (const chunk of res.body) {
-      // The first body chunk of a stream is the role chunk or the first token (both mean "started").
-      if (firstAt === undefined && (chunk as Buffer).length > 0) firstAt = performance.now();
-    }
-    const end = performance.now();
-    if (res.statusCode !== 200) return { error: `http_${res.statusCode}` };
-    return {
-      latencyMs: end - scheduledAt,
-      serviceMs: end - sentAt,
-      ttftMs: stream && firstAt !== undefined ? firstAt - scheduledAt : undefined,
-    };
-  } catch (err) {
-    return { error: (err as { code?: string }).code ?? (err as Error).name };
-  }
+  let status = 0;
+  let firstAt = 0;
+  let finished = false;
+  const finish = (error: string | undefined): void => {
+    if (finished) return;
+    finished = true;
+    done(status, error, sentAt, firstAt, performance.now());
+  };
+  pool.dispatch(
+    { method: 'POST', path, headers: JSON_HEADERS, body },
+    {
+      onRequestStart: () => undefined,
+      onResponseStart: (_c, statusCode) => {
+        status = statusCode;
+      },
+      onResponseData: (_c, chunk) => {
+        // The first body chunk of a stream is the role chunk or the first token (both mean "started").
+        if (firstAt === 0 && chunk.length > 0) firstAt = performance.now();
+      },
+      onResponseEnd: () => finish(status === 200 ? undefined : `http_${status}`),
+      onResponseError: (_c, err) => finish((err as { code?: string }).code ?? err.name),
+    },
+  );
 }
 
-function collect(results: Array<Sample | { error: string }>, windowMs: number, lagMs: number[]): LoadResult {
-  const latencies: number[] = [];
-  const service: number[] = [];
-  const ttft: number[] = [];
-  const errors: Record<string, number> = {};
-  for (const r of results) {
-    if ('error' in r) {
-      errors[r.error] = (errors[r.error] ?? 0) + 1;
-      continue;
-    }
-    latencies.push(r.latencyMs);
-    service.push(r.serviceMs);
-    if (r.ttftMs !== undefined) ttft.push(r.ttftMs);
+/** Per-request timings of one job, by send order. */
+class Recorder {
+  readonly latency: Float64Array;
+  readonly service: Float64Array;
+  readonly ttft: Float64Array;
+  readonly lag: Float64Array;
+  readonly ok: Uint8Array;
+  /** Error kind by request index (errors are rare; a warm-up error is not reported). */
+  private readonly errorAt = new Map<number, string>();
+  private pending = 0;
+  private idle: (() => void) | undefined;
+
+  constructor(readonly size: number) {
+    this.latency = new Float64Array(size);
+    this.service = new Float64Array(size);
+    this.ttft = new Float64Array(size).fill(Number.NaN);
+    this.lag = new Float64Array(size);
+    this.ok = new Uint8Array(size);
   }
-  return {
-    completed: latencies.length,
-    errors,
-    windowMs,
-    latenciesMs: latencies,
-    serviceMs: service,
-    ttftMs: ttft,
-    scheduleLagMs: lagMs,
-    cpuSeconds: 0,
-  };
+
+  /** Sends request `i` (scheduled at `scheduledAt`) and records it when it ends. */
+  send(
+    pool: Pool,
+    job: { path: string; stream: boolean },
+    body: Buffer,
+    i: number,
+    scheduledAt: number,
+  ): void {
+    this.pending++;
+    send(pool, job.path, body, (_status, error, sentAt, firstAt, endAt) => {
+      if (error) this.errorAt.set(i, error);
+      else {
+        this.ok[i] = 1;
+        this.latency[i] = endAt - scheduledAt;
+        this.service[i] = endAt - sentAt;
+        if (job.stream && firstAt > 0) this.ttft[i] = firstAt - scheduledAt;
+      }
+      if (--this.pending === 0) this.idle?.();
+    });
+  }
+
+  /** Resolves when every request sent so far has ended. */
+  drained(): Promise<void> {
+    if (this.pending === 0) return Promise.resolve();
+    return new Promise((resolve) => (this.idle = resolve));
+  }
+
+  /** The result of requests `from` (inclusive) to `to` (exclusive). */
+  result(from: number, to: number, windowMs: number): LoadResult {
+    const latencies: number[] = [];
+    const service: number[] = [];
+    const ttft: number[] = [];
+    const lag: number[] = [];
+    const errors: Record<string, number> = {};
+    for (const [i, kind] of this.errorAt) if (i >= from && i < to) errors[kind] = (errors[kind] ?? 0) + 1;
+    for (let i = from; i < to; i++) {
+      lag.push(this.lag[i]!);
+      if (!this.ok[i]) continue;
+      latencies.push(this.latency[i]!);
+      service.push(this.service[i]!);
+      if (!Number.isNaN(this.ttft[i]!)) ttft.push(this.ttft[i]!);
+    }
+    return {
+      completed: latencies.length,
+      errors,
+      windowMs,
+      latenciesMs: latencies,
+      serviceMs: service,
+      ttftMs: ttft,
+      scheduleLagMs: lag,
+      cpuSeconds: 0,
+    };
+  }
 }
 
 async function runRate(job: Extract<LoadJob, { kind: 'rate' }>): Promise<LoadResult> {
   const pools = job.targets.map((t) => poolFor(new URL(t).origin, job.connections));
+  const body = Buffer.from(job.body);
   const interval = 1000 / job.rate;
   const total = Math.round(((job.warmupMs + job.durationMs) * job.rate) / 1000);
   const warmupCount = Math.round((job.warmupMs * job.rate) / 1000);
-  const measured: Array<Promise<Sample | { error: string }>> = [];
-  const lag: number[] = [];
-  const warm: Array<Promise<unknown>> = [];
+  const rec = new Recorder(total);
   const start = performance.now() + 5;
   let sent = 0;
   await new Promise<void>((resolve) => {
@@ -100,11 +152,8 @@ async function runRate(job: Extract<LoadJob, { kind: 'rate' }>): Promise<LoadRes
       const now = performance.now();
       while (sent < total && start + sent * interval <= now) {
         const scheduledAt = start + sent * interval;
-        const p = oneRequest(pools[sent % pools.length]!, job.path, job.body, scheduledAt, job.stream);
-        if (sent >= warmupCount) {
-          measured.push(p);
-          lag.push(now - scheduledAt);
-        } else warm.push(p);
+        rec.lag[sent] = now - scheduledAt;
+        rec.send(pools[sent % pools.length]!, job, body, sent, scheduledAt);
         sent++;
       }
       if (sent >= total) resolve();
@@ -112,29 +161,49 @@ async function runRate(job: Extract<LoadJob, { kind: 'rate' }>): Promise<LoadRes
     };
     tick();
   });
-  await Promise.all(warm);
-  const results = await Promise.all(measured);
-  return collect(results, job.durationMs, lag);
+  await rec.drained();
+  // Warm-up requests are sent and awaited, but neither counted nor reported.
+  return rec.result(warmupCount, total, job.durationMs);
 }
 
 async function runClosed(job: Extract<LoadJob, { kind: 'closed' }>): Promise<LoadResult> {
   const pools = job.targets.map((t) => poolFor(new URL(t).origin, job.concurrency));
+  const body = Buffer.from(job.body);
   const begin = performance.now();
   const measureFrom = begin + job.warmupMs;
   const end = measureFrom + job.durationMs;
-  const results: Array<Sample | { error: string }> = [];
+  const latencies: number[] = [];
+  const errors: Record<string, number> = {};
   let n = 0;
-  const worker = async (): Promise<void> => {
-    for (;;) {
+  await new Promise<void>((resolve) => {
+    let running = job.concurrency;
+    const next = (): void => {
       const at = performance.now();
-      if (at >= end) return;
-      const r = await oneRequest(pools[n++ % pools.length]!, job.path, job.body, at, false);
-      // Count only requests that both started and finished inside the measured window.
-      if (at >= measureFrom && performance.now() <= end) results.push(r);
-    }
+      if (at >= end) {
+        if (--running === 0) resolve();
+        return;
+      }
+      send(pools[n++ % pools.length]!, job.path, body, (_status, error, _sentAt, _firstAt, endAt) => {
+        // Count only requests that both started and finished inside the measured window.
+        if (at >= measureFrom && endAt <= end) {
+          if (error) errors[error] = (errors[error] ?? 0) + 1;
+          else latencies.push(endAt - at);
+        }
+        next();
+      });
+    };
+    for (let i = 0; i < job.concurrency; i++) next();
+  });
+  return {
+    completed: latencies.length,
+    errors,
+    windowMs: job.durationMs,
+    latenciesMs: latencies,
+    serviceMs: latencies,
+    ttftMs: [],
+    scheduleLagMs: [],
+    cpuSeconds: 0,
   };
-  await Promise.all(Array.from({ length: job.concurrency }, worker));
-  return collect(results, job.durationMs, []);
 }
 
 const stalled: net.Socket[] = [];
