@@ -7,6 +7,7 @@ import { RouterError, type ErrorCode } from '../errors.js';
 import type { RouterMetrics } from '../metrics.js';
 import { isJsonObject, type JsonObject } from '../protocol/json.js';
 import type { UpstreamPools } from './pools.js';
+import { send } from './send.js';
 
 export type LegRole = 'prefill' | 'decode';
 export type UpstreamErrorKind =
@@ -132,8 +133,7 @@ export async function openLeg(deps: LegDeps, req: LegRequest): Promise<OpenLeg> 
   };
   let res;
   try {
-    res = await lease.pool.request({
-      method: 'POST',
+    res = await send(lease.pool, {
       path,
       headers: req.headers,
       body: req.body,
