@@ -344,7 +344,7 @@ async function main(): Promise<number> {
   const router = await startRouter(cluster, launch, ['--inspect=127.0.0.1:0']);
   const probe = await routerProbe(router);
   say(`router process pid ${router.pid} at ${router.url}; load generator pid ${gen.pid}; warming up ...`);
-  await warmUp(ctx, router);
+  await warmUp(ctx, router, probe);
   const warm = await getText(`${router.url}/metrics`);
   // The bodies must take the paths their rows are named after.
   if (metricSum(warm, 'router_requests_total', { path: 'dpd', status: '200' }) === 0)

@@ -235,7 +235,7 @@ function merge(parts: LoadResult[]): LoadResult {
  * their first ~10,000 requests, and the first measured round used to carry those GCs (an engine
  * baseline p99 of 10 ms against 1.6-1.8 ms in every later round).
  */
-export async function warmUp(ctx: BenchContext, router: RouterProcess): Promise<void> {
+export async function warmUp(ctx: BenchContext, router: RouterProcess, probe?: RouterProbe): Promise<void> {
   for (const target of TARGETS) {
     const r = await ctx.gen.run({
       kind: 'closed',
@@ -250,6 +250,8 @@ export async function warmUp(ctx: BenchContext, router: RouterProcess): Promise<
   }
   for (const target of ['engine', 'router-direct'] as const) {
     if (ctx.settings.warmupRateMs <= 0) break;
+    // The probe's first use in the router (its observers, the snippet's compile) belongs here too.
+    if (target !== 'engine') await probe?.start();
     await ctx.gen.run({
       kind: 'rate',
       targets: targetUrls(target, ctx.cluster, router),
@@ -261,6 +263,7 @@ export async function warmUp(ctx: BenchContext, router: RouterProcess): Promise<
       durationMs: ctx.settings.warmupRateMs,
       connections: 64,
     });
+    if (target !== 'engine') await probe?.read();
   }
 }
 
