@@ -21,13 +21,7 @@ function poolFor(origin: string, connections: number): Pool {
 }
 
 /** What one request measured; written into typed arrays, so no object per request outlives it. */
-type Done = (
-  status: number,
-  error: string | undefined,
-  sentAt: number,
-  firstAt: number,
-  endAt: number,
-) => void;
+type Done = (error: string | undefined, sentAt: number, firstAt: number, endAt: number) => void;
 
 const JSON_HEADERS = { 'content-type': 'application/json' };
 
@@ -44,7 +38,7 @@ function send(pool: Pool, path: string, body: Buffer, done: Done): void {
   const finish = (error: string | undefined): void => {
     if (finished) return;
     finished = true;
-    done(status, error, sentAt, firstAt, performance.now());
+    done(error, sentAt, firstAt, performance.now());
   };
   pool.dispatch(
     { method: 'POST', path, headers: JSON_HEADERS, body },
@@ -75,7 +69,7 @@ class Recorder {
   private pending = 0;
   private idle: (() => void) | undefined;
 
-  constructor(readonly size: number) {
+  constructor(size: number) {
     this.latency = new Float64Array(size);
     this.service = new Float64Array(size);
     this.ttft = new Float64Array(size).fill(Number.NaN);
@@ -92,7 +86,7 @@ class Recorder {
     scheduledAt: number,
   ): void {
     this.pending++;
-    send(pool, job.path, body, (_status, error, sentAt, firstAt, endAt) => {
+    send(pool, job.path, body, (error, sentAt, firstAt, endAt) => {
       if (error) this.errorAt.set(i, error);
       else {
         this.ok[i] = 1;
@@ -183,7 +177,7 @@ async function runClosed(job: Extract<LoadJob, { kind: 'closed' }>): Promise<Loa
         if (--running === 0) resolve();
         return;
       }
-      send(pools[n++ % pools.length]!, job.path, body, (_status, error, _sentAt, _firstAt, endAt) => {
+      send(pools[n++ % pools.length]!, job.path, body, (error, _sentAt, _firstAt, endAt) => {
         // Count only requests that both started and finished inside the measured window.
         if (at >= measureFrom && endAt <= end) {
           if (error) errors[error] = (errors[error] ?? 0) + 1;
