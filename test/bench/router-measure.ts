@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { RunningEngine } from '../sim/harness.js';
 import { metricSum } from './router-http.js';
 import type { LoadGenerator } from './router-load.js';
-import type { LoadResult } from './router-load-types.js';
+import type { LoadJob, LoadResult } from './router-load-types.js';
 import { connectInspector, type Inspector } from './router-inspector.js';
 import type { ProbeReading, RouterProbe } from './router-probe.js';
 import {
@@ -229,6 +229,28 @@ function merge(parts: LoadResult[]): LoadResult {
   };
 }
 
+/** An open-loop job on `/v1/completions` (64 keep-alive connections per target, no warm-up unless given). */
+function rateJob(
+  targets: string[],
+  body: string,
+  rate: number,
+  durationMs: number,
+  extra: { stream?: boolean; warmupMs?: number } = {},
+): Extract<LoadJob, { kind: 'rate' }> {
+  const { stream = false, warmupMs = 0 } = extra;
+  return {
+    kind: 'rate',
+    targets,
+    path: '/v1/completions',
+    body,
+    stream,
+    rate,
+    warmupMs,
+    durationMs,
+    connections: 64,
+  };
+}
+
 /**
  * Before anything is measured: every target closed loop (JIT, pools, keep-alive sockets), then the
  * engine and the direct path at a fixed rate for a while. Engines and router size their heaps in
@@ -248,21 +270,12 @@ export async function warmUp(ctx: BenchContext, router: RouterProcess, probe?: R
     });
     if (r.completed === 0) throw new Error(`${target}: no request succeeded (${JSON.stringify(r.errors)})`);
   }
+  if (ctx.settings.warmupRateMs <= 0) return;
   for (const target of ['engine', 'router-direct'] as const) {
-    if (ctx.settings.warmupRateMs <= 0) break;
     // The probe's first use in the router (its observers, the snippet's compile) belongs here too.
     if (target !== 'engine') await probe?.start();
-    await ctx.gen.run({
-      kind: 'rate',
-      targets: targetUrls(target, ctx.cluster, router),
-      path: '/v1/completions',
-      body: bodyFor(target),
-      stream: false,
-      rate: 1000,
-      warmupMs: 0,
-      durationMs: ctx.settings.warmupRateMs,
-      connections: 64,
-    });
+    const urls = targetUrls(target, ctx.cluster, router);
+    await ctx.gen.run(rateJob(urls, bodyFor(target), 1000, ctx.settings.warmupRateMs));
     if (target !== 'engine') await probe?.read();
   }
 }
@@ -328,17 +341,15 @@ export async function fixedRate(
         const w0 = performance.now();
         background.start();
         if (target !== 'engine') await probe?.start();
-        const result = await ctx.gen.run({
-          kind: 'rate',
-          targets: targetUrls(target, ctx.cluster, router),
-          path: '/v1/completions',
-          body: bodyFor(target, stream ? { stream: true, max_tokens: STREAM_TOKENS } : {}),
-          stream,
-          rate,
-          warmupMs: settings.warmupMs,
-          durationMs: settings.durationMs,
-          connections: 64,
-        });
+        const result = await ctx.gen.run(
+          rateJob(
+            targetUrls(target, ctx.cluster, router),
+            bodyFor(target, stream ? { stream: true, max_tokens: STREAM_TOKENS } : {}),
+            rate,
+            settings.durationMs,
+            { stream, warmupMs: settings.warmupMs },
+          ),
+        );
         const run: RoundRun = {
           result,
           routerCpuS: cpuSeconds(router.pid) - cpu0,
@@ -510,17 +521,8 @@ export async function memory(ctx: BenchContext): Promise<MemoryResult> {
   const inspector = await waitForInspector(router);
   try {
     ctx.say(`  fresh router process pid ${router.pid}; warming it up with short streams ...`);
-    await gen.run({
-      kind: 'rate',
-      targets: [router.url],
-      path: '/v1/completions',
-      body: JSON.stringify({ ...SHORT_BODY, model: SLOW_MODEL, max_tokens: 2, stream: true }),
-      stream: true,
-      rate: 200,
-      warmupMs: 0,
-      durationMs: 3000,
-      connections: 64,
-    });
+    const warmBody = JSON.stringify({ ...SHORT_BODY, model: SLOW_MODEL, max_tokens: 2, stream: true });
+    await gen.run(rateJob([router.url], warmBody, 200, 3000, { stream: true }));
     await sleep(1000);
     const baseLive = await liveBytes(inspector);
     const base = await sampleRss(router.pid, 2000);
@@ -656,17 +658,7 @@ export async function profile(ctx: BenchContext): Promise<ProfileResult[]> {
         includeObjectsCollectedByMajorGC: true,
         includeObjectsCollectedByMinorGC: true,
       });
-      const a = await ctx.gen.run({
-        kind: 'rate',
-        targets: [router.url],
-        path: '/v1/completions',
-        body: bodyFor(target),
-        stream: false,
-        rate: 1000,
-        warmupMs: 0,
-        durationMs: 3000,
-        connections: 64,
-      });
+      const a = await ctx.gen.run(rateJob([router.url], bodyFor(target), 1000, 3000));
       const sampled = (await inspector.send('HeapProfiler.stopSampling')) as {
         profile: { head: Parameters<typeof allocationSites>[0] };
       };
