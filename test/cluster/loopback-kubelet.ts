@@ -27,6 +27,8 @@ export interface EngineCommand {
   /** Put before the pod's own args. */
   args: string[];
   cwd?: string;
+  /** The "image's" environment: the pod's env is laid over it, as over an image's ENV. */
+  env?: Record<string, string>;
 }
 
 /** The engine simulator of the router issue (test/sim/main.ts), run with tsx. */
@@ -397,11 +399,11 @@ export class LoopbackKubelet {
       this.log(`${rt.namespace}/${rt.name}: env not resolvable here: ${launch.unresolvedEnv.join(', ')}`);
     }
     const picked = rt.pod.metadata?.annotations?.[ENGINE_ANNOTATION];
-    const { command, args, cwd } = (picked && NAMED_ENGINES[picked]) || this.o.engine;
+    const { command, args, cwd, env: imageEnv } = (picked && NAMED_ENGINES[picked]) || this.o.engine;
     const engine = this.o.registry.spawn(`engine ${rt.namespace}/${rt.name}`, command, {
       args: [...args, ...launch.args],
       // a container does not inherit the host's environment; PATH/HOME keep tools working
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...launch.env },
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...imageEnv, ...launch.env },
       cwd,
       logPath: join(this.o.logDir, `engine-${rt.namespace}-${rt.name}.log`),
     });

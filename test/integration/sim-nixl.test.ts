@@ -6,7 +6,8 @@ import { metricValue, postJson, postSse, waitFor } from '../sim/http-client.js';
 
 jest.setTimeout(120_000);
 
-type KvParams = Record<string, unknown> & { remote_block_ids: number[] };
+// vLLM 0.32: one block-id list per KV-cache group
+type KvParams = Record<string, unknown> & { remote_block_ids: number[][] };
 interface Completion {
   choices: Array<{ text: string; finish_reason: string }>;
   kv_transfer_params: KvParams | null;
@@ -70,8 +71,9 @@ describe('NIXL prefill leg', () => {
     });
     expect(typeof p.remote_engine_id).toBe('string');
     expect(typeof p.remote_request_id).toBe('string');
-    expect(p.remote_block_ids.length).toBeGreaterThan(0);
-    expect(p.remote_block_ids.every((b) => Number.isInteger(b))).toBe(true);
+    expect(p.remote_block_ids).toHaveLength(1);
+    expect(p.remote_block_ids[0]!.length).toBeGreaterThan(0);
+    expect(p.remote_block_ids[0]!.every((b) => Number.isInteger(b))).toBe(true);
     const m = await prefiller.metrics();
     expect(metricValue(m, 'sim_nixl_leases_created_total')).toBeGreaterThanOrEqual(1);
     expect(metricValue(m, 'vllm:kv_cache_usage_perc')).toBeGreaterThan(0);
@@ -137,7 +139,7 @@ describe('NIXL decode leg', () => {
     ],
     [
       'wrong block ids',
-      (p: KvParams) => ({ ...p, remote_block_ids: p.remote_block_ids.map((b) => b + 9999) }),
+      (p: KvParams) => ({ ...p, remote_block_ids: p.remote_block_ids.map((g) => g.map((b) => b + 9999)) }),
       /do not match/,
     ],
     ['wrong side-channel port', (p: KvParams) => ({ ...p, remote_port: decoder.port }), /./],

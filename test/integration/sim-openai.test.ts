@@ -140,7 +140,11 @@ describe('validation like vLLM', () => {
       { prompt: 'x', stream_options: { include_usage: true } },
       /stream=True/,
     ],
-    ['too long for the context', { prompt: 'x', max_tokens: 100000 }, /maximum context length/],
+    [
+      'max_tokens over max_model_len',
+      { prompt: 'x', max_tokens: 100000 },
+      /cannot be greater than max_model_len/,
+    ],
     ['no prompt', { max_tokens: 2 }, /prompt/],
   ])('%s -> 400 in OpenAI error shape', async (_name, body, message) => {
     const r = await postJson<{ error: { message: string; type: string; code: number } }>(

@@ -11,18 +11,22 @@ import { createMetrics, type SimMetrics } from './metrics.js';
 import { LeaseStore, pullBlocks, startSideChannel, type SideChannelServer } from './nixl-side-channel.js';
 import type { ParsedRequest } from './openai-request.js';
 import { RequestError } from './openai-request.js';
+import type { Finish } from './openai-format.js';
 import { RequestLog, type SimRequest } from './requests-log.js';
 import { contextHash, OutputGenerator } from './tokenizer.js';
 
 export interface TokenSink {
-  /** Called for each generated token, in order; resolves when the consumer can take more. */
-  token(text: string, index: number, isLast: boolean): Promise<void>;
+  /**
+   * Called for each generated token, in order, with `finish` on the last one; resolves when the
+   * consumer can take more.
+   */
+  token(text: string, index: number, finish: Finish | null): Promise<void>;
 }
 
 export interface RunResult {
   text: string;
   outputTokens: number;
-  finishReason: 'length';
+  finish: Finish;
   kvTransferParams: Record<string, unknown> | null;
 }
 
@@ -199,18 +203,30 @@ export class SimEngine {
     const slot = await this.scheduler.acquire(blocks, signal);
     let text = '';
     const generated: number[] = [];
+    let finish: Finish = { reason: 'length', stopReason: null };
     try {
       await this.scheduler.prefill(localPrefillTokens, signal);
-      this.metrics.addPromptTokens(prompt.length);
+      this.metrics.addPromptTokens(
+        prompt.length,
+        entry.kvSource === 'local' ? 'local_compute' : 'external_kv_transfer',
+      );
       const gen = new OutputGenerator(prompt);
       for (let i = 0; i < req.maxTokens; i++) {
         if (i > 0) await this.scheduler.decodeStep(signal);
         if (signal.aborted) throw Object.assign(new Error('aborted'), { name: 'AbortError' });
         const tok = gen.next();
         generated.push(tok.id);
-        text += tok.text;
         this.metrics.addGenerationTokens(1);
-        await sink.token(tok.text, i, i === req.maxTokens - 1);
+        const stopped = findStop(text, tok.text, req.stop);
+        if (stopped) {
+          // vLLM: the output ends before the stop string, which is reported as stop_reason
+          finish = { reason: 'stop', stopReason: stopped.stop };
+          text += stopped.kept;
+          await sink.token(stopped.kept, i, finish);
+          break;
+        }
+        text += tok.text;
+        await sink.token(tok.text, i, i === req.maxTokens - 1 ? finish : null);
       }
     } finally {
       slot.release();
@@ -220,15 +236,22 @@ export class SimEngine {
     if (leg.kind === 'nixl-prefill') {
       const lease = this.leases.create(prompt.length, contextHash(prompt), ctx.requestId);
       this.metrics.nixlLeasesCreated.inc();
+      // vLLM 0.32's answer, key for key; returned even when the one token was a stop
       kvTransferParams = {
         do_remote_prefill: true,
         do_remote_decode: false,
-        remote_block_ids: lease.blockIds,
+        remote_block_ids: [lease.blockIds], // one list per KV-cache group
         remote_engine_id: this.engineId,
         remote_request_id: lease.requestId,
         remote_host: this.cfg.nixl.sideChannelHost,
         remote_port: this.sideChannel!.port,
         tp_size: this.cfg.tpSize,
+        dcp_size: 1,
+        pp_size: 1,
+        remote_num_tokens: prompt.length,
+        remote_blocks_expiry_time: null,
+        transfer_mode: 'pull',
+        remote_prefill_cached_tokens: 0,
       };
     } else if (leg.kind === 'lmcache-prefill') {
       const transfer = (): Promise<void> => this.pushAndNotify(leg.spec, prompt);
@@ -243,8 +266,8 @@ export class SimEngine {
       }
       if (leg.retFirstTok) kvTransferParams = { first_tok: generated[0] };
     }
-    this.metrics.requestFinished('length');
-    return { text, outputTokens: generated.length, finishReason: 'length', kvTransferParams };
+    this.metrics.requestFinished(finish.reason);
+    return { text, outputTokens: generated.length, finish, kvTransferParams };
   }
 
   /** LMCache sender: KV into every receiver rank, then one ProxyNotif per rank to the proxy. */
@@ -272,4 +295,21 @@ export class SimEngine {
       throw new RequestError(500, `LMCache notification failed: ${(e as Error).message}`);
     }
   }
+}
+
+/** Where the first stop string shows up once `next` is appended: the part of `next` kept before it. */
+export function findStop(
+  before: string,
+  next: string,
+  stops: readonly string[],
+): { kept: string; stop: string } | null {
+  if (stops.length === 0) return null;
+  const all = before + next;
+  let best: { at: number; stop: string } | null = null;
+  for (const stop of stops) {
+    const at = all.indexOf(stop, Math.max(0, before.length - stop.length + 1));
+    if (at >= 0 && (best === null || at < best.at)) best = { at, stop };
+  }
+  if (best === null) return null;
+  return { kept: all.slice(before.length, Math.max(before.length, best.at)), stop: best.stop };
 }

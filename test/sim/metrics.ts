@@ -9,6 +9,11 @@ export interface LiveStats {
 
 export type SimMetrics = ReturnType<typeof createMetrics>;
 
+const PROMPT_SOURCES = ['local_compute', 'local_cache_hit', 'external_kv_transfer'] as const;
+export type PromptSource = (typeof PROMPT_SOURCES)[number];
+/** vLLM 0.32 exports every finished_reason series from the start. */
+const FINISHED_REASONS = ['stop', 'length', 'abort', 'error', 'repetition'] as const;
+
 export function createMetrics(model: string, live: LiveStats) {
   const registry = new client.Registry();
   // vLLM v1 labels its engine metrics with model_name and engine index.
@@ -34,6 +39,14 @@ export function createMetrics(model: string, live: LiveStats) {
     labelNames,
     registers: [registry],
   });
+  // vLLM 0.32: where each prompt token's KV came from (a decode leg's are external_kv_transfer)
+  const promptTokensBySource = new client.Counter({
+    name: 'vllm:prompt_tokens_by_source_total',
+    help: 'Number of prompt tokens by source.',
+    labelNames: [...labelNames, 'source'],
+    registers: [registry],
+  });
+  for (const source of PROMPT_SOURCES) promptTokensBySource.inc({ ...labels, source }, 0);
   const generationTokens = new client.Counter({
     name: 'vllm:generation_tokens_total',
     help: 'Number of generation tokens processed.',
@@ -46,12 +59,16 @@ export function createMetrics(model: string, live: LiveStats) {
     labelNames: [...labelNames, 'finished_reason'],
     registers: [registry],
   });
+  for (const finished_reason of FINISHED_REASONS) requestSuccess.inc({ ...labels, finished_reason }, 0);
   const counter = (name: string, help: string, extra: string[] = []): client.Counter<string> =>
     new client.Counter({ name, help, labelNames: extra, registers: [registry] });
 
   return {
     registry,
-    addPromptTokens: (n: number) => promptTokens.inc(labels, n),
+    addPromptTokens: (n: number, source: PromptSource) => {
+      promptTokens.inc(labels, n);
+      promptTokensBySource.inc({ ...labels, source }, n);
+    },
     addGenerationTokens: (n: number) => generationTokens.inc(labels, n),
     requestFinished: (reason: string) => requestSuccess.inc({ ...labels, finished_reason: reason }),
     nixlLeasesCreated: counter(

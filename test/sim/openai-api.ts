@@ -19,8 +19,8 @@ import { parseRequest, RequestError } from './openai-request.js';
 import type { SimRequest } from './requests-log.js';
 import { applyChatTemplate, isTokenIdList, tokenizeText, type ChatMessage } from './tokenizer.js';
 
-function sendError(res: Response, status: number, message: string): void {
-  res.status(status).json(errorBody(status, message));
+function sendError(res: Response, status: number, message: string, param: string | null = null): void {
+  res.status(status).json(errorBody(status, message, param));
 }
 
 /** Writes and waits for drain, so a slow client slows generation instead of growing buffers. */
@@ -66,6 +66,22 @@ export function createApp(engine: SimEngine): express.Express {
           root: cfg.model,
           parent: null,
           max_model_len: cfg.maxModelLen,
+          permission: [
+            {
+              id: `modelperm-${randomUUID().replace(/-/g, '').slice(0, 16)}`,
+              object: 'model_permission',
+              created: Math.floor(Date.now() / 1000),
+              allow_create_engine: false,
+              allow_sampling: true,
+              allow_logprobs: true,
+              allow_search_indices: false,
+              allow_view: true,
+              allow_fine_tuning: false,
+              organization: '*',
+              group: null,
+              is_blocking: false,
+            },
+          ],
         },
       ],
     });
@@ -103,7 +119,7 @@ export function createApp(engine: SimEngine): express.Express {
       });
       leg = engine.classify(parsed);
     } catch (e) {
-      if (e instanceof RequestError) return sendError(res, e.status, e.message);
+      if (e instanceof RequestError) return sendError(res, e.status, e.message, e.param);
       throw e;
     }
     const entry: SimRequest = engine.log.add({
@@ -173,7 +189,7 @@ export function createApp(engine: SimEngine): express.Express {
       return true;
     };
     const sink: TokenSink = {
-      token: async (text, _index, isLast) => {
+      token: async (text, _index, finish) => {
         if (!parsed.stream || cut) return;
         if (!started) {
           started = true;
@@ -190,7 +206,8 @@ export function createApp(engine: SimEngine): express.Express {
           }
         }
         if (!(await chunkFault())) return;
-        await write(res, sse(tokenChunk(meta, text, isLast ? 'length' : null)));
+        // system_fingerprint rides on the last chunk before [DONE]: this one unless a usage chunk follows
+        await write(res, sse(tokenChunk(meta, text, finish, finish !== null && !parsed.includeUsage)));
         chunks++;
       },
     };
@@ -214,7 +231,7 @@ export function createApp(engine: SimEngine): express.Express {
           res.socket?.destroy();
           return;
         }
-        res.json(fullResponse(meta, result.text, result.finishReason, u, result.kvTransferParams));
+        res.json(fullResponse(meta, result.text, result.finish, u, result.kvTransferParams));
       }
       entry.status = 200;
     } catch (e) {
@@ -224,12 +241,13 @@ export function createApp(engine: SimEngine): express.Express {
         return;
       }
       const status = e instanceof RequestError ? e.status : 500;
+      const param = e instanceof RequestError ? e.param : null;
       entry.status = status;
       entry.error = err.message;
       engine.logger.warn('request failed', { requestId, status, error: err.message });
-      if (!started) return sendError(res, status, err.message);
+      if (!started) return sendError(res, status, err.message, param);
       // Streaming already began: an error event (then [DONE], as vLLM's generators do), never a finish_reason.
-      res.end(sse(errorBody(status, err.message)) + SSE_DONE);
+      res.end(sse(errorBody(status, err.message, param)) + SSE_DONE);
     }
   };
   app.post('/v1/completions', completions('completion'));

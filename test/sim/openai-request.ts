@@ -10,6 +10,8 @@ export interface ParsedRequest {
   promptIsTokenIds: boolean;
   maxTokens: number;
   maxTokensGiven: boolean;
+  /** Stop strings: the output ends before the first one it contains (finish_reason "stop"). */
+  stop: string[];
   stream: boolean;
   includeUsage: boolean;
   kvTransferParams: unknown;
@@ -19,6 +21,8 @@ export class RequestError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    /** The field vLLM names in the error body's `param` (null when none). */
+    readonly param: string | null = null,
   ) {
     super(message);
   }
@@ -59,13 +63,23 @@ export function parseRequest(kind: ApiKind, body: unknown, limits: Limits): Pars
   }
   const b = body as Body;
   if (b.model !== undefined && b.model !== null && b.model !== limits.servedModel) {
-    throw new RequestError(404, `The model \`${String(b.model)}\` does not exist.`);
+    throw new RequestError(
+      404,
+      `The model \`${String(b.model)}\` does not exist. Valid aliases: ${limits.servedModel}.`,
+      'model',
+    );
   }
 
   let promptTokens: number[];
   let promptIsTokenIds = false;
   if (kind === 'completion') {
-    if (b.prompt === undefined || b.prompt === null) throw new RequestError(400, 'prompt is required');
+    if (b.prompt === undefined || b.prompt === null) {
+      throw new RequestError(
+        400,
+        'Either prompt or prompt_embeds must be provided and non-empty. (parameter=prompt)',
+        'prompt',
+      );
+    }
     const p = completionPrompt(b.prompt);
     promptTokens = p.tokens;
     promptIsTokenIds = p.isIds;
@@ -89,8 +103,13 @@ export function parseRequest(kind: ApiKind, body: unknown, limits: Limits): Pars
     kind === 'chat'
       ? (optionalInt(b, 'max_completion_tokens') ?? optionalInt(b, 'max_tokens'))
       : optionalInt(b, 'max_tokens');
-  if (maxGiven !== null && maxGiven < 1)
-    throw new RequestError(400, `max_tokens must be at least 1, got ${maxGiven}.`);
+  if (maxGiven !== null && maxGiven < 1) {
+    throw new RequestError(
+      400,
+      `max_tokens must be at least 1, got ${maxGiven}. (parameter=max_tokens, value=${maxGiven})`,
+      'max_tokens',
+    );
+  }
   const minTokens = optionalInt(b, 'min_tokens') ?? 0;
   if (minTokens < 0)
     throw new RequestError(400, `min_tokens must be greater than or equal to 0, got ${minTokens}.`);
@@ -101,15 +120,27 @@ export function parseRequest(kind: ApiKind, body: unknown, limits: Limits): Pars
     );
   }
 
-  const room = limits.maxModelLen - promptTokens.length;
-  if (room < 1 || (maxGiven !== null && maxGiven > room)) {
-    const asked = maxGiven ?? 1;
+  // vLLM 0.32's two context-length errors, in its order and words
+  const len = limits.maxModelLen;
+  const room = len - promptTokens.length;
+  if (room < 1) {
     throw new RequestError(
       400,
-      `This model's maximum context length is ${limits.maxModelLen} tokens. However, you requested ` +
-        `${promptTokens.length + asked} tokens (${promptTokens.length} in the messages, ${asked} in the completion).`,
+      `This model's maximum context length is ${len} tokens. However, your prompt contains at least ` +
+        `${promptTokens.length} input tokens, which exceeds this limit even without any output tokens. ` +
+        `Please reduce the length of the input prompt. (parameter=input_tokens, value=${promptTokens.length})`,
+      'input_tokens',
     );
   }
+  if (maxGiven !== null && maxGiven > len) {
+    throw new RequestError(
+      400,
+      `max_tokens=${maxGiven} cannot be greater than max_model_len=${len}. Please request fewer output ` +
+        `tokens. (parameter=max_tokens, value=${maxGiven})`,
+      'max_tokens',
+    );
+  }
+  // a max_tokens that fits max_model_len but not beside the prompt is clamped to the room left (vLLM 0.32)
 
   if (b.stream !== undefined && b.stream !== null && typeof b.stream !== 'boolean') {
     throw new RequestError(400, 'stream must be a boolean');
@@ -119,7 +150,11 @@ export function parseRequest(kind: ApiKind, body: unknown, limits: Limits): Pars
   // vLLM checks truthiness (Python): an empty stream_options object is tolerated without stream.
   const soGiven = typeof so === 'object' && so !== null ? Object.keys(so).length > 0 : Boolean(so);
   if (soGiven && !stream) {
-    throw new RequestError(400, 'Stream options can only be defined when `stream=True`.');
+    throw new RequestError(
+      400,
+      'Stream options can only be defined when `stream=True`. (parameter=stream_options)',
+      'stream_options',
+    );
   }
   const includeUsage = typeof so === 'object' && so !== null && (so as Body).include_usage === true;
 
@@ -128,10 +163,18 @@ export function parseRequest(kind: ApiKind, body: unknown, limits: Limits): Pars
     model: limits.servedModel,
     promptTokens,
     promptIsTokenIds,
-    maxTokens: maxGiven ?? Math.min(limits.defaultMaxTokens, room),
+    maxTokens: Math.min(maxGiven ?? limits.defaultMaxTokens, room),
     maxTokensGiven: maxGiven !== null,
+    stop: stopStrings(b.stop),
     stream,
     includeUsage,
     kvTransferParams: b.kv_transfer_params,
   };
+}
+
+function stopStrings(v: unknown): string[] {
+  if (v === undefined || v === null) return [];
+  if (typeof v === 'string') return v.length > 0 ? [v] : [];
+  if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v.filter((x) => x.length > 0);
+  throw new RequestError(400, 'stop must be a string or a list of strings', 'stop');
 }

@@ -1,5 +1,12 @@
-// Builds router config documents from running simulator engines.
-import type { RunningEngine } from '../../../test/sim/harness.js';
+// Builds router config documents from running engines (simulated or real).
+
+/** What a config entry needs of an engine: test/sim's RunningEngine and test/real's RealEngine have it. */
+export interface EngineEndpoint {
+  url: string;
+  host: string;
+  lmcacheInitPorts: number[];
+  lmcacheAllocPorts: number[];
+}
 
 export interface ClusterSpec {
   name?: string;
@@ -7,8 +14,8 @@ export interface ClusterSpec {
   connector: 'nixl' | 'lmcache';
   routingThreshold?: number;
   loadBalancing?: 'round_robin' | 'least_loaded';
-  prefill: RunningEngine[];
-  decode: RunningEngine[];
+  prefill: EngineEndpoint[];
+  decode: EngineEndpoint[];
   policies?: Record<string, unknown>;
 }
 
