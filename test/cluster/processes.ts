@@ -65,6 +65,12 @@ export class ProcessRegistry {
   constructor(
     readonly workDir: string,
     private readonly removeWorkDir = true,
+    /** Teardown steps around close() (the real node removes its pod sandboxes before its daemons stop). */
+    readonly hooks: {
+      beforeClose?: () => Promise<void>;
+      afterClose?: () => void;
+      closeTimeoutMs?: number;
+    } = {},
   ) {
     openRegistries.add(this);
     installExitHandlers();
@@ -155,6 +161,7 @@ export class ProcessRegistry {
   async close(graceMs = 5000): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.hooks.beforeClose?.().catch(() => undefined);
     // in layers: kube-apiserver drains its watches for up to 60 s while clients remain, and
     // shuts down quickly only while etcd still answers
     const layers = [...new Set([...this.live.values()].map((p) => p.layer))].sort((a, b) => b - a);
@@ -162,6 +169,7 @@ export class ProcessRegistry {
       await Promise.all([...this.live.values()].filter((p) => p.layer === layer).map((p) => p.stop(graceMs)));
     }
     this.killAllSync();
+    this.hooks.afterClose?.();
     openRegistries.delete(this);
   }
 
@@ -204,9 +212,10 @@ function installExitHandlers(): void {
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.once(sig, () => {
       const code = 128 + (sig === 'SIGINT' ? 2 : sig === 'SIGTERM' ? 15 : 1);
+      const timeoutMs = Math.max(5000, ...[...openRegistries].map((r) => r.hooks.closeTimeoutMs ?? 0));
       void Promise.race([
         Promise.all([...openRegistries].map((r) => r.close(2000))),
-        new Promise((r) => setTimeout(r, 5000)),
+        new Promise((r) => setTimeout(r, timeoutMs)),
       ]).finally(() => process.exit(code));
     });
   }

@@ -299,6 +299,8 @@ describe('helm template with the default values', () => {
     expect(op.env?.map((e) => [e.name, e.valueFrom?.fieldRef?.fieldPath ?? e.value])).toEqual([
       ['POD_NAME', 'metadata.name'],
       ['POD_NAMESPACE', 'metadata.namespace'],
+      // owner of the operator's Leases, so they go with the pod
+      ['POD_UID', 'metadata.uid'],
       ['POD_IP', 'status.podIP'],
       // a small young generation keeps the operator's RSS lower (values.yaml operator.nodeOptions)
       ['NODE_OPTIONS', '--max-semi-space-size=1'],
@@ -311,7 +313,7 @@ describe('helm template with the default values', () => {
   test('operator.nodeOptions empty sets no NODE_OPTIONS', async () => {
     const none = await helm.template({ operator: { nodeOptions: '' } });
     const env = container(podSpecOf(findObject(none, 'Deployment')), 'operator').env ?? [];
-    expect(env.map((e) => e.name)).toEqual(['POD_NAME', 'POD_NAMESPACE', 'POD_IP']);
+    expect(env.map((e) => e.name)).toEqual(['POD_NAME', 'POD_NAMESPACE', 'POD_UID', 'POD_IP']);
   });
 
   test('the router accepts every flag the chart passes and shares the replica id with its operator', () => {

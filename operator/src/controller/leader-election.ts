@@ -15,6 +15,7 @@ export interface Lease {
     resourceVersion?: string;
     labels?: Record<string, string>;
     annotations?: Record<string, string>;
+    ownerReferences?: OwnerReference[];
   };
   spec: {
     holderIdentity?: string;
@@ -23,6 +24,29 @@ export interface Lease {
     renewTime?: string;
     leaseTransitions?: number;
   };
+}
+
+/** The Pod a Lease belongs to: when the pod is deleted, the garbage collector deletes the Lease. */
+export interface OwnerReference {
+  apiVersion: 'v1';
+  kind: 'Pod';
+  name: string;
+  uid: string;
+}
+
+/**
+ * This replica's Pod (POD_NAME and POD_UID from the downward API, set by the chart) as the owner of
+ * Leases in its own namespace; undefined elsewhere. Without it, `helm uninstall` would leave the
+ * Leases behind: the chart's RBAC and ServiceAccount go at the same moment as the pods, so a
+ * stopping operator can no longer delete them itself.
+ */
+export function podOwner(
+  namespace: string,
+  env: NodeJS.ProcessEnv = process.env,
+): OwnerReference | undefined {
+  const { POD_NAME: name, POD_UID: uid, POD_NAMESPACE: podNs } = env;
+  if (!name || !uid || podNs !== namespace) return undefined;
+  return { apiVersion: 'v1', kind: 'Pod', name, uid };
 }
 
 export interface LeaderElectionOptions {
@@ -37,6 +61,8 @@ export interface LeaderElectionOptions {
   /** Interval between acquire/renew attempts (default 2 s). */
   retryPeriodMs?: number;
   now?: () => number;
+  /** Set on the Lease by whoever holds it (see podOwner). */
+  owner?: OwnerReference;
   onStartedLeading?: () => void;
   onStoppedLeading?: () => void;
   onError?: (err: unknown) => void;
@@ -132,6 +158,11 @@ export class LeaderElector {
     this.timer = setTimeout(() => void this.loop(), delay);
   }
 
+  /** The holder owns the Lease, so it goes with the last holder's pod. */
+  private ownerRefs(): { ownerReferences?: OwnerReference[] } {
+    return this.opts.owner ? { ownerReferences: [this.opts.owner] } : {};
+  }
+
   private async tryAcquireOrRenew(): Promise<boolean> {
     const { api, namespace, name, identity } = this.opts;
     const now = this.now();
@@ -150,7 +181,7 @@ export class LeaderElector {
       const created = await api.create<Lease>(leasePath(namespace), {
         apiVersion: 'coordination.k8s.io/v1',
         kind: 'Lease',
-        metadata: { name, namespace },
+        metadata: { name, namespace, ...this.ownerRefs() },
         spec: fresh(0, microTime(now)),
       });
       this.lastLease = created;
@@ -170,6 +201,7 @@ export class LeaderElector {
     try {
       this.lastLease = await api.replace<Lease>(leasePath(namespace, name), {
         ...lease,
+        metadata: { ...lease.metadata, ...this.ownerRefs() },
         spec: fresh(transitions, acquireTime),
       });
     } catch (err) {

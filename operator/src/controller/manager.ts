@@ -17,7 +17,7 @@ import { CONTROLLER_NAME, type OperatorMetrics } from '../observability/metrics.
 import { EventRecorder } from './event-recorder.js';
 import { ResilientInformer, type IndexFn, type InformerLifecycleEvent } from './informer.js';
 import type { KubeApi, ListWatchApi } from './kube-client.js';
-import { LeaderElector } from './leader-election.js';
+import { LeaderElector, type OwnerReference } from './leader-election.js';
 import { Membership } from './membership.js';
 import { ownerUidIndex, podClusterIndex } from './indexes.js';
 import { Reconciler, type IndexedStore } from './reconciler.js';
@@ -44,6 +44,8 @@ export interface ManagerOptions {
     renewDeadlineMs: number;
     retryPeriodMs: number;
   };
+  /** This replica's Pod, owner of its Leases (podOwner()); absent outside a pod. */
+  leaseOwner?: OwnerReference;
   log: Logger;
   metrics: OperatorMetrics;
 }
@@ -112,6 +114,7 @@ export class Manager {
         leaseDurationMs: opts.leaderElection.leaseDurationMs,
         renewDeadlineMs: opts.leaderElection.renewDeadlineMs,
         retryPeriodMs: opts.leaderElection.retryPeriodMs,
+        owner: opts.leaseOwner,
         onStartedLeading: () => {
           this.leading = true;
           metrics.leaderStatus.set({ name: opts.leaderElection.id }, 1);
@@ -153,6 +156,7 @@ export class Manager {
       notifyAddress: opts.kvNotifyAddress,
       leaseDurationMs: opts.leaderElection.leaseDurationMs,
       periodMs: opts.leaderElection.retryPeriodMs,
+      owner: opts.leaseOwner,
       onPeersChanged: (peers) => {
         metrics.routerPeers.set(peers.length);
         log.info('Router peers changed', { peers });

@@ -4,7 +4,7 @@
 // on the wrong replica is forwarded to the one its req_id names.
 import type { RouterPeer } from '../../../router/src/config/index.js';
 import { isNotFound, type KubeApi } from './kube-client.js';
-import { leasePath, microTime, type Lease } from './leader-election.js';
+import { leasePath, microTime, type Lease, type OwnerReference } from './leader-election.js';
 
 export const LABEL_ROUTER_MEMBER = 'disagg.dev/router-member';
 export const ANN_NOTIFY_ADDRESS = 'disagg.dev/kv-notify-address';
@@ -21,6 +21,8 @@ export interface MembershipOptions {
   /** Renew and re-list interval. */
   periodMs?: number;
   now?: () => number;
+  /** This replica's Pod: the garbage collector deletes the member Lease with it. */
+  owner?: OwnerReference;
   onPeersChanged?: (peers: RouterPeer[]) => void;
   onError?: (err: unknown) => void;
 }
@@ -105,6 +107,7 @@ export class Membership {
         namespace,
         labels: { [LABEL_ROUTER_MEMBER]: 'true' },
         annotations: { [ANN_NOTIFY_ADDRESS]: notifyAddress! },
+        ...(this.opts.owner ? { ownerReferences: [this.opts.owner] } : {}),
       },
       spec: {
         holderIdentity: replicaId,

@@ -1,0 +1,3 @@
+module disagg-operator/test/node/pause
+
+go 1.26.0
