@@ -63,6 +63,11 @@ export function createAdminApp(
           ? new RouterError('BODY_TOO_LARGE', `config body exceeds ${opts.maxBodyBytes} bytes`)
           : new RouterError('INTERNAL', 'internal admin error', { cause: err });
     if (routerErr.code === 'INTERNAL') logger.error('admin error', { error: String(err) });
+    // a document that never reached validation was still a rejected config
+    if (routerErr.code !== 'INTERNAL') {
+      metrics.configApplyErrors.inc({ source: 'admin' });
+      logger.warn('admin config rejected; keeping the current config', { error: routerErr.message });
+    }
     sendError(res, routerErr);
   });
   return app;

@@ -67,7 +67,11 @@ function createApp(
     if (routable.length > 0) res.json({ status: 'ready', ...body });
     else {
       const reason =
-        snap.config.clusters.length === 0 ? 'no config applied yet' : 'no cluster has a decode endpoint';
+        snap.config.clusters.length > 0
+          ? 'no cluster has a decode endpoint'
+          : snap.source !== 'initial'
+            ? 'the applied config has no clusters'
+            : 'no config applied yet';
       res.status(503).json({ status: 'not ready', reason, ...body });
     }
   });
@@ -98,6 +102,17 @@ function createApp(
   app.post('/v1/completions', rawBody, (req, res) => handlers.completions(req, res, req.body));
   app.post('/v1/chat/completions', rawBody, (req, res) => handlers.chat(req, res, req.body));
 
+  // A known route asked with another method: 405 and the methods it takes (RFC 9110 15.5.6).
+  for (const [route, allow] of KNOWN_ROUTES) {
+    app.all(route, (req: Request, res: Response) => {
+      const err = new RouterError(
+        'METHOD_NOT_ALLOWED',
+        `${req.method} is not allowed on ${route}; use ${allow}`,
+      );
+      sendError(res, err, { allow });
+    });
+  }
+
   app.use((req: Request, res: Response) => {
     const err = new RouterError('ROUTE_NOT_FOUND', `no route for ${req.method} ${req.path}`);
     sendError(res, err);
@@ -115,6 +130,16 @@ function createApp(
   });
   return app;
 }
+
+/** The routes above with the methods each serves (Express answers HEAD for GET routes). */
+const KNOWN_ROUTES: ReadonlyArray<readonly [string, string]> = [
+  ['/v1/completions', 'POST'],
+  ['/v1/chat/completions', 'POST'],
+  ['/v1/models', 'GET, HEAD'],
+  ['/health', 'GET, HEAD'],
+  ['/ready', 'GET, HEAD'],
+  ['/metrics', 'GET, HEAD'],
+];
 
 function bodyParserError(err: unknown, limit: number): RouterError {
   const type = (err as { type?: unknown })?.type;

@@ -10,6 +10,7 @@ export const ERROR_CATALOGUE = {
   MODEL_REQUIRED: { status: 400, type: 'invalid_request_error' },
   MODEL_NOT_FOUND: { status: 404, type: 'invalid_request_error' },
   ROUTE_NOT_FOUND: { status: 404, type: 'invalid_request_error' },
+  METHOD_NOT_ALLOWED: { status: 405, type: 'invalid_request_error' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, type: 'invalid_request_error' },
   // Nothing to route to.
   NOT_CONFIGURED: { status: 503, type: 'service_unavailable_error' },
@@ -35,21 +36,30 @@ export const ERROR_CATALOGUE = {
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;
 
-/** The OpenAI error body: {"error": {"message", "type", "code"}} (plus optional details). */
+/**
+ * The OpenAI error body: {"error": {"message", "type", "param", "code"}} (plus optional details);
+ * `param` names the offending request field, null when there is none, as OpenAI and vLLM do.
+ */
 export interface OpenAiErrorBody {
-  error: { message: string; type: string; code: ErrorCode; details?: string[] };
+  error: { message: string; type: string; param: string | null; code: ErrorCode; details?: string[] };
 }
 
 export class RouterError extends Error {
   readonly code: ErrorCode;
   readonly status: number;
   readonly details?: string[];
+  readonly param: string | null;
 
-  constructor(code: ErrorCode, message: string, opts: { cause?: unknown; details?: string[] } = {}) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    opts: { cause?: unknown; details?: string[]; param?: string } = {},
+  ) {
     super(message, { cause: opts.cause });
     this.name = 'RouterError';
     this.code = code;
     this.status = ERROR_CATALOGUE[code].status;
+    this.param = opts.param ?? null;
     if (opts.details) this.details = opts.details;
   }
 
@@ -58,6 +68,7 @@ export class RouterError extends Error {
       error: {
         message: this.message,
         type: ERROR_CATALOGUE[this.code].type,
+        param: this.param,
         code: this.code,
         ...(this.details ? { details: this.details } : {}),
       },

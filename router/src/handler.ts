@@ -52,7 +52,7 @@ export function generationHandler(deps: HandlerDeps, kind: GenerationKind): Gene
   const debug = deps.logger.isDebugEnabled();
   return async (req, res, rawBody) => {
     const startedAt = performance.now();
-    const requestId = headerValue(req.headers['x-request-id']) || randomUUID();
+    const requestId = clientRequestId(headerValue(req.headers['x-request-id'])) ?? randomUUID();
     const snapshot = deps.store.current();
     const controller = new AbortController();
     const log = deps.logger.child({ requestId });
@@ -66,6 +66,9 @@ export function generationHandler(deps: HandlerDeps, kind: GenerationKind): Gene
     deps.active.count++;
     let clusterName = '';
     let path: ServedPath | 'none' = 'none';
+    // a failure after the head went out (SSE error event, cut body) is still a failure: its status
+    // is what router_requests_total records, not the 200 the client saw first
+    let failedStatus: number | undefined;
     let ctx: RequestContext | undefined;
     try {
       const { raw, body } = parseGenerationBody(rawBody);
@@ -93,6 +96,7 @@ export function generationHandler(deps: HandlerDeps, kind: GenerationKind): Gene
         rawBody: raw,
         body,
         clientHeaders: req.headers,
+        clientAddress: req.socket.remoteAddress,
         stream: body['stream'] === true,
         cluster,
         out,
@@ -123,12 +127,13 @@ export function generationHandler(deps: HandlerDeps, kind: GenerationKind): Gene
           afterFirstByte: out.started,
         });
         if (routerErr.code === 'INTERNAL') log.error('internal error', { stack: (err as Error)?.stack });
+        if (out.started) failedStatus = routerErr.status;
         out.fail(routerErr);
       }
     } finally {
       deps.active.count--;
       if (ctx) path = ctx.servedPath;
-      const status = controller.signal.aborted ? '499' : String(res.statusCode);
+      const status = controller.signal.aborted ? '499' : String(failedStatus ?? res.statusCode);
       deps.metrics.requests.inc({ cluster: clusterName, path, status });
       deps.metrics.requestDuration.observe(
         { cluster: clusterName, path },
@@ -149,4 +154,13 @@ export function generationHandler(deps: HandlerDeps, kind: GenerationKind): Gene
         });
     }
   };
+}
+
+/** Longest client X-Request-Id the router keeps (it goes into every log line and leg). */
+export const MAX_REQUEST_ID_LENGTH = 128;
+
+/** The client's id when it is short printable ASCII; otherwise the router makes its own. */
+export function clientRequestId(id: string | undefined): string | undefined {
+  if (!id || id.length > MAX_REQUEST_ID_LENGTH || !/^[\x21-\x7e]+$/.test(id)) return undefined;
+  return id;
 }

@@ -142,3 +142,34 @@ export function createMetrics() {
     }),
   };
 }
+
+/**
+ * Drops the per-endpoint series of endpoints no longer in the config, so the series count follows
+ * the live pods instead of growing with every pod ever seen. A gauge series still above zero (a
+ * request in flight on a removed endpoint) stays until it drains and a later config drops it.
+ */
+export async function dropRemovedEndpointSeries(
+  metrics: RouterMetrics,
+  live: { ids: ReadonlySet<string>; urls: ReadonlySet<string> },
+): Promise<number> {
+  let dropped = 0;
+  const sweep = async (
+    metric: Counter<string> | Gauge<string>,
+    label: 'endpoint' | 'url',
+    keep: ReadonlySet<string>,
+    onlyIfZero: boolean,
+  ): Promise<void> => {
+    for (const v of (await metric.get()).values) {
+      const key = v.labels[label];
+      if (typeof key !== 'string' || keep.has(key) || (onlyIfZero && v.value !== 0)) continue;
+      metric.remove(v.labels as Record<string, string>);
+      dropped++;
+    }
+  };
+  await sweep(metrics.upstreamErrors, 'endpoint', live.ids, false);
+  await sweep(metrics.nixlRemoteHostRewrites, 'endpoint', live.ids, false);
+  await sweep(metrics.inFlight, 'endpoint', live.ids, true);
+  await sweep(metrics.engineScrapeErrors, 'url', live.urls, false);
+  await sweep(metrics.engineLoad, 'url', live.urls, false);
+  return dropped;
+}

@@ -114,7 +114,8 @@ export class ClientWriter {
     if (!this.started) {
       this.sendJson(err.status, err.toBody());
     } else if (this.sse) {
-      this.res.end(sseEvent(err.toBody()));
+      // vLLM ends a stream it could not finish the same way: an error event, then [DONE]
+      this.res.end(sseEvent(err.toBody()) + SSE_DONE);
     } else {
       this.res.destroy(err);
     }

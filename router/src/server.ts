@@ -18,7 +18,7 @@ import type { HandlerDeps } from './handler.js';
 import { createExpressServer } from './express-server.js';
 import { KvNotifyHub, sanitizeReplicaId } from './kv-notify.js';
 import { createLogger, type Logger, type LogLevel } from './logger.js';
-import { createMetrics, type RouterMetrics } from './metrics.js';
+import { createMetrics, dropRemovedEndpointSeries, type RouterMetrics } from './metrics.js';
 import { UpstreamPools } from './upstream/pools.js';
 
 export interface RouterOptions {
@@ -105,13 +105,20 @@ export async function startRouter(opts: RouterOptions = {}): Promise<RunningRout
   store.onApplied((snap) => {
     const origins = new Set<string>();
     const scrapeTargets: string[] = [];
+    const ids = new Set<string>();
+    const urls = new Set<string>();
     for (const c of snap.config.clusters) {
       for (const ep of [...c.prefill.endpoints, ...c.decode.endpoints]) {
         origins.add(new URL(ep.url).origin);
+        ids.add(ep.id);
+        urls.add(ep.url);
         if (c.loadBalancing === 'least_loaded') scrapeTargets.push(ep.url);
       }
     }
     pools.retainOnly(origins);
+    dropRemovedEndpointSeries(metrics, { ids, urls }).catch((err: unknown) =>
+      logger.warn('could not drop the metric series of removed endpoints', { error: String(err) }),
+    );
     scraper.setTargets(scrapeTargets);
     kvHub.setPeers(snap.config.peers);
     metrics.configGeneration.set(snap.generation);

@@ -47,3 +47,27 @@ describe('estimatePromptTokens', () => {
     expect(estimatePromptTokens(body, 'chat')).toBe(10 + CHAT_MESSAGE_OVERHEAD_TOKENS);
   });
 });
+
+describe('per-script estimate (issue 13 #9)', () => {
+  it('counts CJK ideographs, kana and Hangul as one token per character, not chars/4', () => {
+    expect(estimateCompletionPromptTokens('\u4f60'.repeat(100))).toBe(100); // 你
+    expect(estimateCompletionPromptTokens('\u3072\u3089\u304c\u306a'.repeat(25))).toBe(100); // ひらがな
+    expect(estimateCompletionPromptTokens('\ud55c\uad6d\uc5b4'.repeat(10))).toBe(30); // 한국어
+  });
+
+  it('counts emoji by code point, not by UTF-16 unit', () => {
+    expect('\u{1f600}'.repeat(10).length).toBe(20);
+    expect(estimateCompletionPromptTokens('\u{1f600}'.repeat(10))).toBe(10);
+  });
+
+  it('mixes: alphabetic text (accents included) at chars/4 plus the dense characters', () => {
+    expect(estimateCompletionPromptTokens('caf\u00e9 '.repeat(8) + '\u4e2d\u6587'.repeat(5))).toBe(10 + 10);
+    expect(estimateChatTokens([{ role: 'user', content: '\u65e5\u672c\u8a9e'.repeat(10) }])).toBe(
+      30 + CHAT_MESSAGE_OVERHEAD_TOKENS,
+    );
+  });
+
+  it('keeps chars/4 for ASCII', () => {
+    expect(estimateCompletionPromptTokens('x'.repeat(401))).toBe(100);
+  });
+});

@@ -157,7 +157,7 @@ describe('docs/examples against the API server', () => {
 });
 
 describe('the vLLM examples are wired the way the docs say', () => {
-  test('NIXL 2P1D: NixlConnector kv_both on every engine, side channel at the pod IP and sideChannelPort', () => {
+  test('NIXL 2P1D: NixlConnector kv_producer prefillers, kv_consumer decoders, side channel at the pod IP and sideChannelPort', () => {
     const dc = disaggOf('vllm-nixl-2p1d.yaml');
     expect(dc.spec.connector.type).toBe('nixl');
     expect([dc.spec.prefill.replicas, dc.spec.decode.replicas]).toEqual([2, 1]);
@@ -166,7 +166,7 @@ describe('the vLLM examples are wired the way the docs say', () => {
       const planned = engineOf(desiredDeployment(dc, role, 1));
       expect(JSON.parse(argValue(planned.args, '--kv-transfer-config')!)).toEqual({
         kv_connector: 'NixlConnector',
-        kv_role: 'kv_both',
+        kv_role: role === 'prefill' ? 'kv_producer' : 'kv_consumer',
       });
       expect(argValue(planned.args, '--port')).toBe(String(dc.spec[role].httpPort));
       expect(argValue(planned.args, '--served-model-name')).toBe(dc.spec.model.servedName);

@@ -90,6 +90,7 @@ describe('upstream errors', () => {
       error: {
         message: expect.stringContaining('injected failure'),
         type: 'upstream_error',
+        param: null,
         code: 'DECODE_UPSTREAM_ERROR',
       },
     });
@@ -144,11 +145,18 @@ describe('upstream errors', () => {
 describe('failures after the first byte', () => {
   it('ends the stream with an SSE error event when the upstream drops mid-stream', async () => {
     await d1.setFaults({ dropAfterChunks: 2 });
+    const before = await metrics();
     const r = await postSse(`${router.url}/v1/completions`, { prompt: SHORT, max_tokens: 10, stream: true });
     expect(r.status).toBe(200);
-    expect(r.done).toBe(false);
     expect(r.chunks).toHaveLength(3);
-    expect(r.chunks.at(-1)).toMatchObject({ error: { code: 'DECODE_STREAM_INTERRUPTED' } });
+    // as vLLM ends a stream it cannot finish: the error event, then [DONE]
+    expect(r.chunks.at(-1)).toMatchObject({ error: { code: 'DECODE_STREAM_INTERRUPTED', param: null } });
+    expect(r.payloads.slice(-2).map((p) => p.startsWith('{"error"') || p)).toEqual([true, '[DONE]']);
+    // recorded as the failure it was, not as the 200 the client saw first
+    const after = await metrics();
+    const count = (m: string, status: string) => metricValue(m, 'router_requests_total', { status });
+    expect(count(after, '502') - count(before, '502')).toBe(1);
+    expect(count(after, '200') - count(before, '200')).toBe(0);
     // Non-streamed: nothing was sent yet, so the client gets a real error status.
     const whole = await postJson(`${router.url}/v1/completions`, { prompt: SHORT, max_tokens: 10 });
     expect(whole.status).toBe(502);
@@ -163,9 +171,9 @@ describe('failures after the first byte', () => {
       stream: true,
     });
     expect(r.status).toBe(200);
-    expect(r.done).toBe(false);
     expect(r.chunks[0]).toMatchObject({ object: 'chat.completion.chunk' });
     expect(r.chunks.at(-1)).toMatchObject({ error: { code: 'DECODE_TIMEOUT', type: 'timeout_error' } });
+    expect(r.payloads.at(-1)).toBe('[DONE]');
   });
 });
 

@@ -211,8 +211,8 @@ describe('KV-ready notifications', () => {
       ),
     );
     const r = await postSse(`${router.url}/v1/completions`, { prompt: PROMPT, max_tokens: 4, stream: true });
-    expect(r.done).toBe(false);
     expect(r.chunks.at(-1)).toMatchObject({ error: { code: 'KV_READY_TIMEOUT' } });
+    expect(r.payloads.at(-1)).toBe('[DONE]'); // after the error event, as vLLM does
     const whole = await postJson(`${router.url}/v1/completions`, { prompt: PROMPT, max_tokens: 4 });
     expect(whole.status).toBe(504);
     expect(whole.json).toMatchObject({ error: { code: 'KV_READY_TIMEOUT', type: 'timeout_error' } });

@@ -3,10 +3,28 @@
 import { z } from 'zod';
 
 const port = z.number().int().min(1, 'ports are 1-65535').max(65535, 'ports are 1-65535');
-const httpUrl = z
-  .string()
-  .url('must be an absolute URL such as http://10.0.0.5:8000')
-  .refine((u) => /^https?:\/\//.test(u), 'must be an http:// or https:// URL');
+/** Why a base URL is not one (the router appends /v1/...), or undefined when it is. */
+export function baseUrlProblem(u: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(u);
+  } catch {
+    return 'must be an absolute URL such as http://10.0.0.5:8000';
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return 'must be an http:// or https:// URL';
+  if (url.username || url.password) return 'must not carry credentials (user:password@)';
+  if (url.search || u.includes('?')) return 'must not have a query (?...)';
+  if (url.hash || u.includes('#')) return 'must not have a fragment (#...)';
+  if (url.pathname !== '/') {
+    return `must be the engine's base URL without a path (the router adds /v1/...): use ${url.origin}`;
+  }
+  return undefined;
+}
+
+const httpUrl = z.string().superRefine((u, ctx) => {
+  const problem = baseUrlProblem(u);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
 
 export const legTimeoutsSchema = z
   .object({

@@ -31,6 +31,8 @@ export interface RequestContext {
   rawBody: Buffer;
   body: JsonObject;
   clientHeaders: IncomingHttpHeaders;
+  /** The peer address the router saw (appended to X-Forwarded-For on every leg). */
+  clientAddress: string | undefined;
   stream: boolean;
   cluster: ClusterConfig;
   out: ClientWriter;

@@ -25,7 +25,10 @@ export async function serveDirect(ctx: RequestContext, preferred?: DecodeEndpoin
     delete copy['kv_transfer_params'];
     body = JSON.stringify(copy);
   }
-  const headers = upstreamHeaders(ctx.clientHeaders, ctx.requestId, { rewrittenBody: stripped });
+  const headers = upstreamHeaders(ctx.clientHeaders, ctx.requestId, {
+    rewrittenBody: stripped,
+    clientAddress: ctx.clientAddress,
+  });
   const { result: leg } = await withRetry(ctx, 'decode', first, (endpoint) =>
     openLegFor(ctx, 'decode', endpoint, ctx.path, body, headers),
   );

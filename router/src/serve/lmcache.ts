@@ -86,7 +86,10 @@ export async function serveLmcache(ctx: RequestContext): Promise<void> {
 
 async function prefill(ctx: RequestContext, first: Endpoint, registry: LmcacheRegistry): Promise<Prefilled> {
   const { deps } = ctx;
-  const headers = upstreamHeaders(ctx.clientHeaders, ctx.requestId, { rewrittenBody: true });
+  const headers = upstreamHeaders(ctx.clientHeaders, ctx.requestId, {
+    rewrittenBody: true,
+    clientAddress: ctx.clientAddress,
+  });
   let endpoint = first;
   let tokens = promptTokenIds(ctx.body, ctx.kind);
   if (!tokens) {

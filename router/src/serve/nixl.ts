@@ -16,7 +16,10 @@ export async function serveNixl(ctx: RequestContext): Promise<void> {
   const prefiller = pickPrefiller(ctx);
   if (!prefiller) return onNoPrefiller(ctx, decoder);
 
-  const headers = upstreamHeaders(ctx.clientHeaders, ctx.requestId, { rewrittenBody: true });
+  const headers = upstreamHeaders(ctx.clientHeaders, ctx.requestId, {
+    rewrittenBody: true,
+    clientAddress: ctx.clientAddress,
+  });
   const prefillBody = JSON.stringify(nixlPrefillBody(ctx.body));
   const started = performance.now();
   let prefill;

@@ -36,11 +36,12 @@ function connectionListed(headers: IncomingHttpHeaders): ReadonlySet<string> {
 /**
  * Client headers to send on an upstream leg. `rewrittenBody` legs also drop content-encoding
  * and accept-encoding: their body is new JSON and the router must be able to read the reply.
+ * `clientAddress` (the peer the router saw) is appended to X-Forwarded-For, as a proxy does.
  */
 export function upstreamHeaders(
   client: IncomingHttpHeaders,
   requestId: string,
-  opts: { rewrittenBody: boolean },
+  opts: { rewrittenBody: boolean; clientAddress?: string },
 ): Record<string, string> {
   const listed = connectionListed(client);
   const out: Record<string, string> = {};
@@ -51,6 +52,10 @@ export function upstreamHeaders(
     if (name === 'content-encoding') continue;
     if (opts.rewrittenBody && name === 'accept-encoding') continue;
     out[name] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  if (opts.clientAddress) {
+    const prior = out['x-forwarded-for'];
+    out['x-forwarded-for'] = prior ? `${prior}, ${opts.clientAddress}` : opts.clientAddress;
   }
   out['content-type'] = 'application/json';
   out['x-request-id'] = requestId;
