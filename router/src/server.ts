@@ -102,6 +102,7 @@ export async function startRouter(opts: RouterOptions = {}): Promise<RunningRout
     metrics,
   });
 
+  let liveEndpoints: { ids: Set<string>; urls: Set<string> } = { ids: new Set(), urls: new Set() };
   store.onApplied((snap) => {
     const origins = new Set<string>();
     const scrapeTargets: string[] = [];
@@ -116,9 +117,16 @@ export async function startRouter(opts: RouterOptions = {}): Promise<RunningRout
       }
     }
     pools.retainOnly(origins);
-    dropRemovedEndpointSeries(metrics, { ids, urls }).catch((err: unknown) =>
-      logger.warn('could not drop the metric series of removed endpoints', { error: String(err) }),
-    );
+    // only when an endpoint left the config: a push that adds pods costs no metric sweep
+    if (
+      [...liveEndpoints.ids].some((id) => !ids.has(id)) ||
+      [...liveEndpoints.urls].some((u) => !urls.has(u))
+    ) {
+      dropRemovedEndpointSeries(metrics, { ids, urls }).catch((err: unknown) =>
+        logger.warn('could not drop the metric series of removed endpoints', { error: String(err) }),
+      );
+    }
+    liveEndpoints = { ids, urls };
     scraper.setTargets(scrapeTargets);
     kvHub.setPeers(snap.config.peers);
     metrics.configGeneration.set(snap.generation);

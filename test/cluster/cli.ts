@@ -9,8 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { startControlPlane, type Tier } from './control-plane.js';
 import { SIMULATOR_ENGINE, TINY_ENGINE } from './loopback-kubelet.js';
 import { isAlive, readProcessList, signalGroup } from './processes.js';
+import { nodeImages } from '../node/chart-on-node.js';
 import { startRealNode } from '../node/real-node.js';
-import { execFileSync } from 'node:child_process';
 import { sleep } from './wait.js';
 
 const RUN_DIR = join(
@@ -25,7 +25,6 @@ const files = {
   kubeconfig: join(RUN_DIR, 'kubeconfig'),
 };
 const UP_TIMEOUT_MS = 180_000;
-const REPO_ROOT_DIR = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
 
 interface State {
   pid: number;
@@ -216,17 +215,7 @@ async function serve(argv: string[]): Promise<number> {
 
 /** `up --node real`: control plane + containerd + kubelet + kube-proxy, the project's images imported. */
 async function serveRealNode(): Promise<number> {
-  const images = execFileSync(
-    'bash',
-    [join(REPO_ROOT_DIR, 'test', 'node', 'images', 'build-images.sh'), '--print-dir'],
-    {
-      encoding: 'utf8',
-    },
-  ).trim();
-  const node = await startRealNode({
-    log: (line) => console.log(line),
-    images: ['pause', 'engine-sim', 'disagg-operator'].map((i) => join(images, `${i}.tar`)),
-  });
+  const node = await startRealNode({ log: (line) => console.log(line), images: nodeImages() });
   const state: State = {
     pid: process.pid,
     tier: 'full',
